@@ -1,0 +1,149 @@
+/* Reference kernels: one function per op family, reading like the math.
+ *
+ * Contract for every kernel: inputs are dense C-ordered tensors; outputs are allocated by the
+ * caller with the right dtype and shape (the IR's shape functions compute them) and the kernel
+ * only fills them. A kernel checks what it relies on (dtypes, ranks, matching sizes) and returns
+ * a status rather than reading out of bounds; data-dependent errors (an index out of range, an
+ * integer division by zero) are statuses too. Half and bfloat16 compute in float; float64 in
+ * double. These kernels are the ground truth the compiled backends are tested against. */
+#ifndef KL_RUNTIME_KERNELS_H
+#define KL_RUNTIME_KERNELS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "status.h"
+#include "tensor.h"
+
+/* ---- elementwise, one input: y = f(x), same shape ------------------------------------ */
+typedef enum kl_rt_unary_op {
+  KL_UNARY_RELU,
+  KL_UNARY_CLAMP,      /* min(max(x, a), b): relu6, hardtanh, clamp */
+  KL_UNARY_LEAKY_RELU, /* x >= 0 ? x : a * x */
+  KL_UNARY_SIGMOID,
+  KL_UNARY_HARDSIGMOID, /* clamp(x / 6 + 1/2, 0, 1) */
+  KL_UNARY_HARDSWISH,   /* x * hardsigmoid(x) */
+  KL_UNARY_TANH,
+  KL_UNARY_GELU,      /* x/2 * (1 + erf(x / sqrt 2)) */
+  KL_UNARY_GELU_TANH, /* x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))) */
+  KL_UNARY_SILU,
+  KL_UNARY_SQRT,
+  KL_UNARY_RSQRT,
+  KL_UNARY_RECIPROCAL,
+  KL_UNARY_EXP,
+  KL_UNARY_LOG,
+  KL_UNARY_ERF,
+  KL_UNARY_NEG,
+  KL_UNARY_ABS,
+  KL_UNARY_IDENTITY,
+} kl_rt_unary_op;
+
+/* a, b: the op's parameters (CLAMP: min, max, +-INFINITY when unbounded; LEAKY_RELU: slope).
+ * Integer dtypes are accepted by RELU, CLAMP, NEG, ABS and IDENTITY; the rest need floats. */
+kl_status kl_rt_unary(kl_rt_unary_op op, double a, double b, const kl_tensor *x, kl_tensor *y);
+
+/* y = x converted to y->dtype (float to int truncates toward zero; to bool: x != 0). */
+kl_status kl_rt_cast(const kl_tensor *x, kl_tensor *y);
+
+/* ---- elementwise, two inputs, numpy broadcasting ------------------------------------- */
+typedef enum kl_rt_binary_op {
+  KL_BINARY_ADD,
+  KL_BINARY_SUB,
+  KL_BINARY_MUL,
+  KL_BINARY_DIV, /* integers: truncates toward zero; division by zero is an error */
+  KL_BINARY_POW,
+  KL_BINARY_MAX,
+  KL_BINARY_MIN,
+  KL_BINARY_EQ, /* comparisons write a Bool y */
+  KL_BINARY_NE,
+  KL_BINARY_LT,
+  KL_BINARY_LE,
+  KL_BINARY_GT,
+  KL_BINARY_GE,
+} kl_rt_binary_op;
+
+/* a and b share a dtype; y has the broadcast shape (and Bool dtype for comparisons). */
+kl_status kl_rt_binary(kl_rt_binary_op op, const kl_tensor *a, const kl_tensor *b, kl_tensor *y);
+/* y = cond ? a : b, all three broadcast to y's shape; cond is Bool. */
+kl_status kl_rt_where(const kl_tensor *cond, const kl_tensor *a, const kl_tensor *b, kl_tensor *y);
+
+/* ---- matrix products and convolution ------------------------------------------------- */
+/* numpy matmul: 1-D operands are promoted and the added dim removed; batch dims broadcast. */
+kl_status kl_rt_matmul(const kl_tensor *a, const kl_tensor *b, kl_tensor *y);
+/* y (..., out) = x (..., in) @ w (out, in)^T + bias (out); bias may be NULL. */
+kl_status kl_rt_linear(const kl_tensor *x, const kl_tensor *w, const kl_tensor *bias,
+                       kl_tensor *y);
+
+typedef struct kl_rt_conv2d_params {
+  int64_t stride[2];   /* h, w */
+  int64_t pad[4];      /* top, left, bottom, right */
+  int64_t dilation[2]; /* h, w */
+  int64_t groups;
+} kl_rt_conv2d_params;
+
+/* y (N, Cout, Ho, Wo) = conv(x (N, Cin, H, W), w (Cout, Cin/groups, Kh, Kw)) + bias (Cout). */
+kl_status kl_rt_conv2d(const kl_tensor *x, const kl_tensor *w, const kl_tensor *bias,
+                       const kl_rt_conv2d_params *p, kl_tensor *y);
+
+/* ---- normalization ------------------------------------------------------------------- */
+/* Inference batch norm over dim 1: y = (x - mean) / sqrt(var + eps) * weight + bias. */
+kl_status kl_rt_batch_norm(const kl_tensor *x, const kl_tensor *weight, const kl_tensor *bias,
+                           const kl_tensor *mean, const kl_tensor *var, double eps, kl_tensor *y);
+/* Normalizes over the last n_norm_dims dims; weight and bias (that trailing shape) may be NULL. */
+kl_status kl_rt_layer_norm(const kl_tensor *x, const kl_tensor *weight, const kl_tensor *bias,
+                           int n_norm_dims, double eps, kl_tensor *y);
+/* Softmax (or log-softmax) along dim (already normalized to 0..rank-1). */
+kl_status kl_rt_softmax(const kl_tensor *x, int dim, bool log, kl_tensor *y);
+
+/* ---- pooling ------------------------------------------------------------------------- */
+typedef struct kl_rt_pool2d_params {
+  int64_t kernel[2];
+  int64_t stride[2];
+  int64_t pad[4]; /* top, left, bottom, right */
+  int64_t dilation[2];
+  bool count_include_pad; /* avg pool: divide by the full window, padding included */
+} kl_rt_pool2d_params;
+
+/* x (N, C, H, W) -> y (N, C, Ho, Wo); Ho and Wo come from y (ceil_mode is the shape's business).
+ * Windows that start in the padding are clipped to the input; max ignores padding. */
+kl_status kl_rt_max_pool2d(const kl_tensor *x, const kl_rt_pool2d_params *p, kl_tensor *y);
+kl_status kl_rt_avg_pool2d(const kl_tensor *x, const kl_rt_pool2d_params *p, kl_tensor *y);
+/* PyTorch adaptive average pooling to y's (Ho, Wo): bin i spans [floor(i*H/Ho), ceil((i+1)*H/Ho)). */
+kl_status kl_rt_adaptive_avg_pool2d(const kl_tensor *x, kl_tensor *y);
+
+/* ---- reductions ---------------------------------------------------------------------- */
+typedef enum kl_rt_reduce_op {
+  KL_REDUCE_SUM,
+  KL_REDUCE_MEAN,
+  KL_REDUCE_MAX,
+  KL_REDUCE_MIN,
+} kl_rt_reduce_op;
+
+/* Reduces x over the dims where reduce_dim[d] is true; y holds the kept dims in order (with or
+ * without size-1 placeholders: only y->numel matters). Sums accumulate in double. */
+kl_status kl_rt_reduce(kl_rt_reduce_op op, const kl_tensor *x, const bool *reduce_dim,
+                       kl_tensor *y);
+
+/* ---- data movement ------------------------------------------------------------------- */
+/* Copies x's elements in order into y (reshape, flatten, squeeze, unsqueeze, dropout). */
+kl_status kl_rt_copy(const kl_tensor *x, kl_tensor *y);
+/* y.shape[i] = x.shape[perm[i]]. */
+kl_status kl_rt_permute(const kl_tensor *x, const int *perm, kl_tensor *y);
+/* Broadcasts x (numpy rules, right-aligned) to y's shape. */
+kl_status kl_rt_expand(const kl_tensor *x, kl_tensor *y);
+/* Concatenates n tensors along dim. */
+kl_status kl_rt_cat(const kl_tensor *const *xs, int n, int dim, kl_tensor *y);
+/* Splits x along dim into n outputs whose sizes along dim come from their shapes. */
+kl_status kl_rt_split(const kl_tensor *x, int dim, kl_tensor *const *ys, int n);
+/* y = x[..., start : start + step * y.shape[dim] : step, ...] along dim; start is normalized
+ * (0 <= start < x.shape[dim] unless y is empty); step may be negative, never 0. */
+kl_status kl_rt_slice(const kl_tensor *x, int dim, int64_t start, int64_t step, kl_tensor *y);
+/* pad: 2*rank entries, (before, after) per dim from dim 0; negative values crop. */
+kl_status kl_rt_constant_pad(const kl_tensor *x, const int64_t *pad, double value, kl_tensor *y);
+/* ONNX Gather: y = x.shape[:axis] + indices.shape + x.shape[axis+1:]; indices are Int or Long;
+ * negative indices count from the end when allow_negative, else they are errors, as are
+ * indices out of range (the message names the index and the bound). */
+kl_status kl_rt_gather(const kl_tensor *x, const kl_tensor *indices, int axis, bool allow_negative,
+                       kl_tensor *y);
+
+#endif
