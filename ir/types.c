@@ -54,6 +54,10 @@ bool kl_ir_type_numel(const kl_ir_type *t, int64_t *out_numel) {
 void kl_ir_type_format(const kl_ir_graph *g, const kl_ir_type *t, char *buf, size_t size) {
   if (!size)
     return;
+  if (t->rank < 0 || t->rank > KL_MAX_RANK) {
+    snprintf(buf, size, "%s(<invalid rank %d>)", kl_dtype_ir_name(t->dtype), t->rank);
+    return;
+  }
   size_t n = (size_t)snprintf(buf, size, "%s(", kl_dtype_ir_name(t->dtype));
   for (int i = 0; i < t->rank && n < size; i++) {
     const char *sep = i ? ", " : "";
