@@ -1,6 +1,7 @@
 /* .kir files: one self-contained file holding a graph and its weights.
  *
- *   header    magic "KILNIR\0\0", format version, section offsets and sizes, checksums
+ *   header    one 256-byte text line: magic "KILNIR ", format version, section offsets and
+ *             sizes, checksum
  *   text      the text IR (ir/text.h), readable with `head`
  *   tensors   a directory of named blobs, then the raw little-endian data of each blob,
  *             every blob aligned to 64 bytes
