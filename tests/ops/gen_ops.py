@@ -1,0 +1,508 @@
+#!/usr/bin/env python3
+"""Writes the per-op conformance cases: inputs and expected outputs as .npy in tests/ops/data/
+and the manifest tests/ops/cases.txt, read by tests/ops/test_ops.c.
+
+Run from the repository root with numpy only (no PyTorch):  python3 tests/ops/gen_ops.py
+The output was generated with numpy 2.4 and is deterministic (fixed seed, no timestamps).
+References are computed in float64 with plain numpy loops and einsum, written the way PyTorch
+defines each op, then rounded once to the output dtype.
+
+Manifest line format (one case per line, '#' starts a comment line):
+  NAME OP [ATTRS] in=FILE,FILE,... out=FILE,... rtol=R atol=A
+ATTRS is the text-IR attribute list (ir/text.h syntax) between brackets, "[]" when empty.
+in= lists the graph inputs in order, except for prim::Param and prim::Constant, whose single
+in= file is the weight (bound to the Param's name) or the value attribute, not a graph input.
+Values compare as |got - want| <= atol + rtol * |want|; integers and bools must be equal.
+"""
+import math
+import os
+import shutil
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data")
+rng = np.random.default_rng(20240601)
+lines = []
+
+IR_DTYPE = {np.float32: "Float", np.float16: "Half", np.float64: "Double", np.int8: "Char",
+            np.uint8: "Byte", np.int32: "Int", np.int64: "Long", np.bool_: "Bool"}
+
+
+def fmt_attr(v):
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"%s"' % v
+    if isinstance(v, type):
+        return IR_DTYPE[v]
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(fmt_attr(x) for x in v) + "]"
+    raise TypeError(v)
+
+
+def case(name, op, attrs, inputs, outputs, rtol=1e-5, atol=1e-6):
+    ins = []
+    for i, x in enumerate(inputs):
+        f = "%s.in%d.npy" % (name, i)
+        np.save(os.path.join(DATA, f), np.array(x, order="C"))  # keeps rank 0
+        ins.append(f)
+    outs = []
+    for i, y in enumerate(outputs):
+        f = "%s.out%d.npy" % (name, i)
+        np.save(os.path.join(DATA, f), np.array(y, order="C"))
+        outs.append(f)
+    a = "[" + ", ".join("%s=%s" % (k, fmt_attr(v)) for k, v in attrs.items()) + "]"
+    lines.append("%s %s %s in=%s out=%s rtol=%g atol=%g" %
+                 (name, op, a, ",".join(ins), ",".join(outs), rtol, atol))
+
+
+def rand(*shape, dtype=np.float32, lo=-2.0, hi=2.0):
+    return rng.uniform(lo, hi, size=shape).astype(dtype)
+
+
+def f64(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+# ---- reference implementations (float64) -----------------------------------------------------
+
+def conv2d(x, w, b, stride=(1, 1), pad=(0, 0, 0, 0), dil=(1, 1), groups=1):
+    x, w = f64(x), f64(w)
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    xp = np.zeros((n, c, h + pad[0] + pad[2], wd + pad[1] + pad[3]))
+    xp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + wd] = x
+    ho = (xp.shape[2] - (dil[0] * (kh - 1) + 1)) // stride[0] + 1
+    wo = (xp.shape[3] - (dil[1] * (kw - 1) + 1)) // stride[1] + 1
+    y = np.zeros((n, o, ho, wo))
+    og = o // groups
+    for g in range(groups):
+        xg = xp[:, g * cg:(g + 1) * cg]
+        wg = w[g * og:(g + 1) * og]
+        for i in range(kh):
+            for j in range(kw):
+                patch = xg[:, :, i * dil[0]:i * dil[0] + stride[0] * (ho - 1) + 1:stride[0],
+                           j * dil[1]:j * dil[1] + stride[1] * (wo - 1) + 1:stride[1]]
+                y[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, wg[:, :, i, j])
+    if b is not None:
+        y += f64(b)[None, :, None, None]
+    return y
+
+
+def pool_out(size, k, s, p0, p1, d, ceil):
+    span = d * (k - 1) + 1
+    num = size + p0 + p1 - span
+    out = (-(-num // s) if ceil else num // s) + 1
+    if ceil and (out - 1) * s >= size + p0:  # the last window must start inside the input
+        out -= 1
+    return out
+
+
+def pool2d(x, kind, k, s=None, pad=(0, 0, 0, 0), dil=(1, 1), ceil=False, include_pad=True):
+    x = f64(x)
+    s = s or k
+    n, c, h, w = x.shape
+    ho = pool_out(h, k[0], s[0], pad[0], pad[2], dil[0], ceil)
+    wo = pool_out(w, k[1], s[1], pad[1], pad[3], dil[1], ceil)
+    y = np.zeros((n, c, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            if kind == "max":
+                rows = [i * s[0] - pad[0] + a * dil[0] for a in range(k[0])]
+                cols = [j * s[1] - pad[1] + b * dil[1] for b in range(k[1])]
+                rows = [r for r in rows if 0 <= r < h]
+                cols = [q for q in cols if 0 <= q < w]
+                y[:, :, i, j] = x[:, :, rows][:, :, :, cols].max(axis=(2, 3))
+            else:
+                h0 = i * s[0] - pad[0]
+                w0 = j * s[1] - pad[1]
+                h1 = min(h0 + k[0], h + pad[2])
+                w1 = min(w0 + k[1], w + pad[3])
+                count = (h1 - h0) * (w1 - w0)
+                h0, w0, h1, w1 = max(h0, 0), max(w0, 0), min(h1, h), min(w1, w)
+                if not include_pad:
+                    count = (h1 - h0) * (w1 - w0)
+                y[:, :, i, j] = x[:, :, h0:h1, w0:w1].sum(axis=(2, 3)) / count
+    return y
+
+
+def adaptive_avg(x, ho, wo):
+    x = f64(x)
+    n, c, h, w = x.shape
+    y = np.zeros((n, c, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            h0, h1 = (i * h) // ho, -(-((i + 1) * h) // ho)
+            w0, w1 = (j * w) // wo, -(-((j + 1) * w) // wo)
+            y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return y
+
+
+erf = np.vectorize(math.erf)
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def hardsigmoid(x):
+    return np.clip(x / 6.0 + 0.5, 0.0, 1.0)
+
+
+UNARY = {
+    "relu": (lambda x: np.maximum(x, 0.0), {}),
+    "relu6": (lambda x: np.clip(x, 0.0, 6.0), {}),
+    "hardtanh": (lambda x: np.clip(x, -1.0, 1.0), {}),
+    "sigmoid": (sigmoid, {}),
+    "hardsigmoid": (hardsigmoid, {}),
+    "hardswish": (lambda x: x * hardsigmoid(x), {}),
+    "tanh": (np.tanh, {}),
+    "gelu": (lambda x: 0.5 * x * (1.0 + erf(x / math.sqrt(2.0))), {}),
+    "silu": (lambda x: x * sigmoid(x), {}),
+    "sqrt": (np.sqrt, {"positive": True}),
+    "rsqrt": (lambda x: 1.0 / np.sqrt(x), {"positive": True}),
+    "reciprocal": (lambda x: 1.0 / x, {"positive": True}),
+    "exp": (np.exp, {}),
+    "log": (np.log, {"positive": True}),
+    "erf": (erf, {}),
+    "neg": (lambda x: -x, {}),
+    "abs": (np.abs, {}),
+    "leaky_relu": (lambda x: np.where(x >= 0, x, 0.01 * x), {}),
+}
+
+
+def gen_unary():
+    for name, (fn, opts) in UNARY.items():
+        lo = 0.1 if opts.get("positive") else -7.0
+        x = rand(3, 5, lo=lo, hi=7.0)
+        case("unary_" + name, "aten::" + name, {}, [x], [fn(f64(x)).astype(np.float32)])
+    x = rand(2, 6, lo=-3, hi=3)
+    case("unary_hardtanh_attrs", "aten::hardtanh", {"min_val": -0.5, "max_val": 2.0}, [x],
+         [np.clip(f64(x), -0.5, 2.0).astype(np.float32)])
+    case("unary_clamp_both", "aten::clamp", {"min": -1.0, "max": 0.5}, [x],
+         [np.clip(f64(x), -1.0, 0.5).astype(np.float32)])
+    case("unary_clamp_min", "aten::clamp", {"min": 0.25}, [x],
+         [np.maximum(f64(x), 0.25).astype(np.float32)])
+    case("unary_leaky_relu_slope", "aten::leaky_relu", {"negative_slope": 0.2}, [x],
+         [np.where(x >= 0, f64(x), 0.2 * f64(x)).astype(np.float32)])
+    t = f64(x)
+    gt = 0.5 * t * (1 + np.tanh(math.sqrt(2 / math.pi) * (t + 0.044715 * t ** 3)))
+    case("unary_gelu_tanh", "aten::gelu", {"approximate": "tanh"}, [x], [gt.astype(np.float32)])
+    case("unary_dropout", "aten::dropout", {"p": 0.3}, [x], [x])
+    # other dtypes: f64 and f16 floats, exact integer paths
+    xd = rand(4, 3, dtype=np.float64)
+    case("unary_tanh_f64", "aten::tanh", {}, [xd], [np.tanh(xd)], rtol=1e-12, atol=1e-14)
+    xh = rand(4, 3, dtype=np.float16)
+    case("unary_sigmoid_f16", "aten::sigmoid", {}, [xh], [sigmoid(f64(xh)).astype(np.float16)],
+         rtol=1e-3, atol=1e-3)
+    xi = rng.integers(-50, 50, size=(7,)).astype(np.int64)
+    case("unary_neg_i64", "aten::neg", {}, [xi], [-xi])
+    xi32 = rng.integers(-50, 50, size=(2, 4)).astype(np.int32)
+    case("unary_abs_i32", "aten::abs", {}, [xi32], [np.abs(xi32)])
+    case("unary_relu_i32", "aten::relu", {}, [xi32], [np.maximum(xi32, 0)])
+
+
+def gen_cast():
+    x = rand(3, 4, lo=-5, hi=5)
+    x[0, 0], x[0, 1] = 0.0, -0.0
+    for dt in (np.int32, np.int64, np.float64, np.float16, np.bool_, np.int8):
+        name = "cast_f32_" + np.dtype(dt).name
+        case(name, "aten::to", {"dtype": dt}, [x], [x.astype(dt)])
+    xi = rng.integers(-300, 300, size=(2, 5)).astype(np.int64)
+    case("cast_i64_f32", "aten::to", {"dtype": np.float32}, [xi], [xi.astype(np.float32)])
+    case("cast_i64_i32", "aten::to", {"dtype": np.int32}, [xi], [xi.astype(np.int32)])
+    case("cast_i64_u8", "aten::to", {"dtype": np.uint8}, [xi], [xi.astype(np.uint8)])
+    b = rng.integers(0, 2, size=(6,)).astype(np.bool_)
+    case("cast_bool_f32", "aten::to", {"dtype": np.float32}, [b], [b.astype(np.float32)])
+    u = rng.integers(0, 255, size=(6,)).astype(np.uint8)
+    case("cast_u8_i64", "aten::to", {"dtype": np.int64}, [u], [u.astype(np.int64)])
+    d = rand(5, dtype=np.float64)
+    case("cast_f64_f32", "aten::to", {"dtype": np.float32}, [d], [d.astype(np.float32)])
+
+
+BINARY = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+    "maximum": np.maximum, "minimum": np.minimum,
+}
+COMPARE = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+           "gt": np.greater, "ge": np.greater_equal}
+
+
+def gen_binary():
+    shapes = [((2, 3), (2, 3)), ((2, 3), (3,)), ((4, 1), (1, 5)), ((2, 1, 3), (4, 1)), ((), (3, 2))]
+    for name, fn in BINARY.items():
+        for k, (sa, sb) in enumerate(shapes):
+            a = rand(*sa)
+            b = rand(*sb, lo=0.5, hi=2.0) if name == "div" else rand(*sb)
+            case("binary_%s_%d" % (name, k), "aten::" + name, {}, [a, b],
+                 [fn(f64(a), f64(b)).astype(np.float32)])
+    a, b = rand(3, 4, lo=0.1, hi=3), rand(4, lo=-2, hi=2)
+    case("binary_pow", "aten::pow", {}, [a, b], [np.power(f64(a), f64(b)).astype(np.float32)])
+    a = rng.integers(-20, 20, size=(3, 4)).astype(np.int64)
+    b = rng.integers(1, 6, size=(4,)).astype(np.int64) * rng.choice([-1, 1], size=(4,))
+    case("binary_add_i64", "aten::add", {}, [a, b], [a + b])
+    case("binary_mul_i64", "aten::mul", {}, [a, b], [a * b])
+    case("binary_div_i64", "aten::div", {}, [a, b], [np.trunc(a / b).astype(np.int64)])
+    ai = a.astype(np.int32)
+    case("binary_sub_i32", "aten::sub", {}, [ai, b.astype(np.int32)], [ai - b.astype(np.int32)])
+    case("binary_pow_i64", "aten::pow", {}, [a, np.abs(b)], [a ** np.abs(b)])
+    ad, bd = rand(2, 3, dtype=np.float64), rand(3, dtype=np.float64)
+    case("binary_mul_f64", "aten::mul", {}, [ad, bd], [ad * bd], rtol=1e-14, atol=0)
+    ah, bh = rand(2, 3, dtype=np.float16), rand(1, 3, dtype=np.float16)
+    case("binary_add_f16", "aten::add", {}, [ah, bh], [(f64(ah) + f64(bh)).astype(np.float16)],
+         rtol=1e-3, atol=1e-3)
+    for name, fn in COMPARE.items():
+        a = rng.integers(-2, 3, size=(3, 4)).astype(np.float32)
+        b = rng.integers(-2, 3, size=(4,)).astype(np.float32)
+        case("compare_" + name, "aten::" + name, {}, [a, b], [fn(a, b)])
+        ai, bi = a.astype(np.int64), b.reshape(4, 1)[:3].astype(np.int64)
+        case("compare_%s_i64" % name, "aten::" + name, {}, [ai, bi], [fn(ai, bi)])
+    c = rng.integers(0, 2, size=(3, 1)).astype(np.bool_)
+    a, b = rand(4), rand(3, 4)
+    case("where_f32", "aten::where", {}, [c, a, b], [np.where(c, a, b)])
+    ai, bi = rng.integers(-9, 9, size=(2, 1, 4)).astype(np.int32), np.array(7, dtype=np.int32)
+    case("where_i32", "aten::where", {}, [c, ai, bi], [np.where(c, ai, bi)])
+
+
+def gen_products():
+    x, w, b = rand(4, 6), rand(5, 6), rand(5)
+    case("linear_bias", "aten::linear", {}, [x, w, b], [(f64(x) @ f64(w).T + f64(b)).astype(np.float32)])
+    x3 = rand(2, 3, 6)
+    case("linear_3d_nobias", "aten::linear", {}, [x3, w], [(f64(x3) @ f64(w).T).astype(np.float32)])
+    xm = rand(2, 10, 6)  # 20 rows: the transpose + gemm strategy
+    case("linear_many_rows", "aten::linear", {}, [xm, w, b],
+         [(f64(xm) @ f64(w).T + f64(b)).astype(np.float32)])
+    xd, wd = rand(3, 4, dtype=np.float64), rand(2, 4, dtype=np.float64)
+    case("linear_f64", "aten::linear", {}, [xd, wd], [xd @ wd.T], rtol=1e-12, atol=1e-12)
+    pairs = [((3, 4), (4, 5)), ((4,), (4, 3)), ((3, 4), (4,)), ((2, 3, 4), (4, 2)),
+             ((2, 1, 3, 4), (5, 4, 2)), ((4,), (4,))]
+    for k, (sa, sb) in enumerate(pairs):
+        a, b = rand(*sa), rand(*sb)
+        case("matmul_%d" % k, "aten::matmul", {}, [a, b], [np.matmul(f64(a), f64(b)).astype(np.float32)])
+
+
+def gen_conv():
+    def one(name, attrs, cin, cout, hw, k, bias=True, dtype=np.float32, **kw):
+        groups = kw.get("groups", 1)
+        x = rand(2, cin, hw[0], hw[1], dtype=dtype)
+        w = rand(cout, cin // groups, k[0], k[1], dtype=dtype)
+        b = rand(cout, dtype=dtype) if bias else None
+        y = conv2d(x, w, b, **kw).astype(dtype)
+        tol = (1e-5, 1e-5) if dtype == np.float32 else (1e-12, 1e-12)
+        case(name, "aten::conv2d", attrs, [x, w] + ([b] if bias else []), [y], rtol=tol[0], atol=tol[1])
+
+    one("conv2d_basic", {}, 3, 4, (6, 5), (3, 3))
+    one("conv2d_nobias", {}, 3, 4, (6, 5), (3, 3), bias=False)
+    one("conv2d_stride2_pad1", {"stride": [2, 2], "padding": [1, 1]}, 3, 4, (7, 8), (3, 3),
+        stride=(2, 2), pad=(1, 1, 1, 1))
+    one("conv2d_pad4", {"padding": [1, 0, 2, 1]}, 2, 3, (5, 5), (3, 2), pad=(1, 0, 2, 1))
+    one("conv2d_dilation", {"dilation": [2, 1], "padding": [2, 1]}, 2, 3, (7, 6), (3, 3),
+        dil=(2, 1), pad=(2, 1, 2, 1))
+    one("conv2d_groups", {"groups": 2}, 4, 6, (5, 5), (3, 3), groups=2)
+    one("conv2d_depthwise", {"groups": 4, "padding": [1, 1]}, 4, 4, (6, 6), (3, 3), groups=4,
+        pad=(1, 1, 1, 1))
+    one("conv2d_depthwise_mult", {"groups": 3, "stride": [2, 1]}, 3, 6, (6, 6), (3, 3), groups=3,
+        stride=(2, 1))
+    one("conv2d_pointwise", {}, 5, 3, (4, 4), (1, 1))
+    one("conv2d_all", {"stride": [2, 3], "padding": [1, 2], "dilation": [2, 2], "groups": 2}, 4, 2,
+        (9, 10), (3, 2), stride=(2, 3), pad=(1, 2, 1, 2), dil=(2, 2), groups=2)
+    one("conv2d_f64", {"padding": [1, 1]}, 2, 2, (4, 4), (3, 3), dtype=np.float64, pad=(1, 1, 1, 1))
+
+
+def gen_norm():
+    x = rand(2, 3, 4, 5)
+    w, b, m, v = rand(3), rand(3), rand(3), rand(3, lo=0.5, hi=2.0)
+    def bn(eps):
+        sh = (1, 3, 1, 1)
+        return ((f64(x) - f64(m).reshape(sh)) / np.sqrt(f64(v).reshape(sh) + eps) *
+                f64(w).reshape(sh) + f64(b).reshape(sh)).astype(np.float32)
+    case("batch_norm", "aten::batch_norm", {}, [x, w, b, m, v], [bn(1e-5)])
+    case("batch_norm_eps", "aten::batch_norm", {"eps": 0.1}, [x, w, b, m, v], [bn(0.1)])
+    x2 = rand(3, 2, 2, 3)
+    case("batch_norm_2d", "aten::batch_norm", {}, [x2[:, :, 0, 0].copy(), w[:2], b[:2], m[:2], v[:2]],
+         [((f64(x2[:, :, 0, 0]) - f64(m[:2])) / np.sqrt(f64(v[:2]) + 1e-5) * f64(w[:2]) +
+           f64(b[:2])).astype(np.float32)])
+
+    def ln(x, nd, w=None, b=None, eps=1e-5):
+        axes = tuple(range(x.ndim - nd, x.ndim))
+        t = f64(x)
+        mu = t.mean(axis=axes, keepdims=True)
+        var = ((t - mu) ** 2).mean(axis=axes, keepdims=True)
+        y = (t - mu) / np.sqrt(var + eps)
+        if w is not None:
+            y = y * f64(w)
+        if b is not None:
+            y = y + f64(b)
+        return y.astype(np.float32)
+    x = rand(2, 3, 8)
+    lw, lb = rand(8), rand(8)
+    case("layer_norm", "aten::layer_norm", {"normalized_shape": [8]}, [x, lw, lb], [ln(x, 1, lw, lb)])
+    case("layer_norm_noaffine", "aten::layer_norm", {"normalized_shape": [8], "eps": 0.001}, [x],
+         [ln(x, 1, eps=1e-3)])
+    lw2 = rand(3, 8)
+    case("layer_norm_2d_weight", "aten::layer_norm", {"normalized_shape": [3, 8]}, [x, lw2],
+         [ln(x, 2, lw2)])
+
+    def softmax(x, dim, log):
+        t = f64(x)
+        e = np.exp(t - t.max(axis=dim, keepdims=True))
+        s = e / e.sum(axis=dim, keepdims=True)
+        return (np.log(s) if log else s).astype(x.dtype)
+    x = rand(2, 3, 5, lo=-5, hi=5)
+    for dim in (-1, 1, 0):
+        case("softmax_dim%d" % dim, "aten::softmax", {"dim": dim}, [x], [softmax(x, dim, False)])
+        case("log_softmax_dim%d" % dim, "aten::log_softmax", {"dim": dim}, [x], [softmax(x, dim, True)])
+    xd = rand(3, 4, dtype=np.float64)
+    case("softmax_f64", "aten::softmax", {"dim": 1}, [xd], [softmax(xd, 1, False)], rtol=1e-12, atol=1e-14)
+
+
+def gen_pool():
+    x = rand(2, 3, 7, 8)
+    def mp(name, attrs, **kw):
+        case(name, "aten::max_pool2d", attrs, [x], [pool2d(x, "max", **kw).astype(np.float32)])
+    def ap(name, attrs, **kw):
+        case(name, "aten::avg_pool2d", attrs, [x], [pool2d(x, "avg", **kw).astype(np.float32)])
+    mp("max_pool2d_k2", {"kernel_size": [2, 2]}, k=(2, 2))
+    mp("max_pool2d_k3s2p1", {"kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1]},
+       k=(3, 3), s=(2, 2), pad=(1, 1, 1, 1))
+    mp("max_pool2d_ceil", {"kernel_size": [3, 3], "stride": [2, 2], "ceil_mode": 1},
+       k=(3, 3), s=(2, 2), ceil=True)
+    mp("max_pool2d_dilation", {"kernel_size": [2, 3], "stride": [1, 2], "dilation": [2, 1]},
+       k=(2, 3), s=(1, 2), dil=(2, 1))
+    mp("max_pool2d_ceil_pad", {"kernel_size": [2, 2], "stride": [2, 2], "padding": [1, 1],
+                               "ceil_mode": 1}, k=(2, 2), s=(2, 2), pad=(1, 1, 1, 1), ceil=True)
+    ap("avg_pool2d_k2", {"kernel_size": [2, 2]}, k=(2, 2))
+    ap("avg_pool2d_k3s2p1", {"kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1]},
+       k=(3, 3), s=(2, 2), pad=(1, 1, 1, 1))
+    ap("avg_pool2d_exclude_pad", {"kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1],
+                                  "count_include_pad": 0},
+       k=(3, 3), s=(2, 2), pad=(1, 1, 1, 1), include_pad=False)
+    ap("avg_pool2d_ceil", {"kernel_size": [3, 3], "stride": [2, 2], "ceil_mode": 1},
+       k=(3, 3), s=(2, 2), ceil=True)
+    ap("avg_pool2d_ceil_pad_exclude", {"kernel_size": [3, 2], "stride": [2, 2], "padding": [1, 1],
+                                       "ceil_mode": 1, "count_include_pad": 0},
+       k=(3, 2), s=(2, 2), pad=(1, 1, 1, 1), ceil=True, include_pad=False)
+    for ho, wo in ((3, 2), (1, 1), (7, 8), (4, 5)):
+        case("adaptive_avg_pool2d_%dx%d" % (ho, wo), "aten::adaptive_avg_pool2d",
+             {"output_size": [ho, wo]}, [x], [adaptive_avg(x, ho, wo).astype(np.float32)])
+
+
+def gen_movement():
+    x = rand(2, 3, 4)
+    case("reshape", "aten::reshape", {"shape": [4, -1]}, [x], [x.reshape(4, -1)])
+    case("flatten", "aten::flatten", {"start_dim": 1}, [x], [x.reshape(2, 12)])
+    case("flatten_default", "aten::flatten", {}, [x], [x.reshape(-1)])
+    s = rand(2, 1, 3, 1)
+    case("squeeze_all", "aten::squeeze", {}, [s], [s.squeeze()])
+    case("squeeze_dim", "aten::squeeze", {"dim": [-1]}, [s], [s.squeeze(-1)])
+    case("unsqueeze", "aten::unsqueeze", {"dim": -1}, [x], [x[..., None]])
+    case("transpose", "aten::transpose", {"dim0": 0, "dim1": 2}, [x], [x.transpose(2, 1, 0)])
+    case("permute", "aten::permute", {"dims": [1, 2, 0]}, [x], [x.transpose(1, 2, 0)])
+    xi = rng.integers(0, 100, size=(2, 3, 4, 5)).astype(np.int64)
+    case("permute_i64_4d", "aten::permute", {"dims": [0, 2, 3, 1]}, [xi], [xi.transpose(0, 2, 3, 1)])
+    e = rand(3, 1)
+    case("expand", "aten::expand", {"size": [2, 3, 4]}, [e], [np.broadcast_to(e, (2, 3, 4))])
+    case("expand_keep", "aten::expand", {"size": [-1, 5]}, [e], [np.broadcast_to(e, (3, 5))])
+    a, b, c = rand(2, 1, 4), rand(2, 3, 4), rand(2, 2, 4)
+    case("cat_dim1", "aten::cat", {"dim": 1}, [a, b, c], [np.concatenate([a, b, c], axis=1)])
+    case("cat_neg", "aten::cat", {"dim": -1}, [b, b], [np.concatenate([b, b], axis=-1)])
+    case("cat_default", "aten::cat", {}, [b, b[:1]], [np.concatenate([b, b[:1]], axis=0)])
+    y = rand(2, 6, 3)
+    case("split_dim1", "aten::split", {"sizes": [1, 3, 2], "dim": 1}, [y],
+         [y[:, :1], y[:, 1:4], y[:, 4:]])
+    case("split_default", "aten::split", {"sizes": [1, 1]}, [y], [y[:1], y[1:]])
+    z = rand(4, 7)
+    case("slice_step2", "aten::slice", {"dim": 1, "start": 1, "end": 6, "step": 2}, [z], [z[:, 1:6:2]])
+    case("slice_neg_step", "aten::slice", {"dim": 1, "start": -2, "end": 0, "step": -2}, [z],
+         [z[:, -2:0:-2]])
+    case("slice_neg_step_full", "aten::slice", {"dim": 0, "start": -1, "end": -100, "step": -1},
+         [z], [z[-1:-100:-1]])
+    case("slice_neg_step_default_empty", "aten::slice", {"dim": 0, "step": -1}, [z], [z[0:2**62:-1]])
+    case("slice_neg_bounds", "aten::slice", {"dim": -1, "start": -5, "end": -1}, [z], [z[:, -5:-1]])
+    case("slice_clamped", "aten::slice", {"start": 2, "end": 100}, [z], [z[2:100]])
+    p = rand(2, 3, 4)
+    def pad(x, pairs, value=0.0):  # pairs from dim 0, negative crops
+        y = x
+        for d, (lo, hi) in enumerate(pairs):
+            if lo < 0:
+                y = np.take(y, range(-lo, y.shape[d]), axis=d)
+            if hi < 0:
+                y = np.take(y, range(0, y.shape[d] + hi), axis=d)
+            widths = [(0, 0)] * x.ndim
+            widths[d] = (max(lo, 0), max(hi, 0))
+            y = np.pad(y, widths, constant_values=value)
+        return y
+    case("constant_pad_last", "aten::constant_pad_nd", {"pad": [1, 2]}, [p], [pad(p, [(0, 0), (0, 0), (1, 2)])])
+    case("constant_pad_two_dims", "aten::constant_pad_nd", {"pad": [0, 1, 2, 0], "value": -1.5}, [p],
+         [pad(p, [(0, 0), (2, 0), (0, 1)], -1.5)])
+    case("constant_pad_crop", "aten::constant_pad_nd", {"pad": [-1, 1, 1, -1]}, [p],
+         [pad(p, [(0, 0), (1, -1), (-1, 1)])])
+    table = rand(10, 4)
+    idx = np.array([[1, 0, 9], [3, 3, 2]], dtype=np.int64)
+    case("embedding", "aten::embedding", {}, [table, idx], [table[idx]])
+    idx32 = np.array([4, 1, 1], dtype=np.int32)
+    case("embedding_i32", "aten::embedding", {}, [table, idx32], [table[idx32]])
+    sel = np.array([2, 0], dtype=np.int64)
+    case("index_select", "aten::index_select", {"dim": 1}, [table, sel], [table[:, sel]])
+    case("index_select_dim0", "aten::index_select", {"dim": 0}, [p, sel[1:]], [p[sel[1:]]])
+    gi = np.array([[-1, 0], [1, -3]], dtype=np.int64)
+    case("gather_axis1_neg", "onnx::Gather", {"axis": 1}, [p, gi], [np.take(p, gi, axis=1)])
+    gi0 = np.array([1, -2], dtype=np.int32)
+    case("gather_default_axis", "onnx::Gather", {}, [p, gi0], [np.take(p, gi0, axis=0)])
+    gs = np.array(-1, dtype=np.int64)
+    case("gather_scalar_index", "onnx::Gather", {"axis": 2}, [p, gs], [np.take(p, gs, axis=2)])
+
+
+def gen_reduce():
+    x = rand(2, 3, 4)
+    red = {"sum": np.sum, "mean": np.mean, "amax": np.max, "amin": np.min}
+    for name, fn in red.items():
+        case("%s_all" % name, "aten::" + name, {}, [x], [np.asarray(fn(f64(x))).astype(np.float32)])
+        case("%s_dim1" % name, "aten::" + name, {"dim": [1]}, [x],
+             [fn(f64(x), axis=1).astype(np.float32)])
+        case("%s_dims_keepdim" % name, "aten::" + name, {"dim": [0, -1], "keepdim": 1}, [x],
+             [fn(f64(x), axis=(0, 2), keepdims=True).astype(np.float32)])
+    xi = rng.integers(-100, 100, size=(3, 4)).astype(np.int32)
+    case("sum_i32", "aten::sum", {"dim": [0]}, [xi], [xi.astype(np.int64).sum(axis=0)])
+    case("amax_i32_keepdim", "aten::amax", {"dim": [1], "keepdim": 1}, [xi], [xi.max(axis=1, keepdims=True)])
+    case("sum_empty_dims", "aten::sum", {"dim": []}, [x], [np.asarray(f64(x).sum()).astype(np.float32)])
+
+
+def gen_structure():
+    w = rand(3, 4)
+    case("param", "prim::Param", {"name": "fc1.weight"}, [w], [w])
+    wi = rng.integers(-5, 5, size=(2, 2)).astype(np.int64)
+    case("param_i64", "prim::Param", {"name": "table"}, [wi], [wi])
+    c = rand(5)
+    case("constant", "prim::Constant", {}, [c], [c])
+
+
+def main():
+    if os.path.isdir(DATA):
+        shutil.rmtree(DATA)
+    os.makedirs(DATA)
+    gen_unary()
+    gen_cast()
+    gen_binary()
+    gen_products()
+    gen_conv()
+    gen_norm()
+    gen_pool()
+    gen_movement()
+    gen_reduce()
+    gen_structure()
+    with open(os.path.join(HERE, "cases.txt"), "w") as f:
+        f.write("# Generated by tests/ops/gen_ops.py; do not edit. Format: see that script.\n")
+        f.write("# NAME OP [ATTRS] in=FILES out=FILES rtol=R atol=A\n")
+        for line in lines:
+            f.write(line + "\n")
+    print("%d cases" % len(lines))
+
+
+if __name__ == "__main__":
+    main()
