@@ -35,14 +35,14 @@ static kl_status find_attr(const kl_ir_node *n, const char *name, kl_ir_attr_kin
 }
 
 static kl_status get_int(const kl_ir_node *n, const char *name, int64_t dflt, int64_t *out) {
-  const kl_ir_attr *a;
+  const kl_ir_attr *a = NULL;
   KL_RETURN_IF_ERROR(find_attr(n, name, KL_ATTR_INT, &a));
   *out = a ? a->u.i : dflt;
   return NULL;
 }
 
 static kl_status get_required_int(const kl_ir_node *n, const char *name, int64_t *out) {
-  const kl_ir_attr *a;
+  const kl_ir_attr *a = NULL;
   KL_RETURN_IF_ERROR(find_attr(n, name, KL_ATTR_INT, &a));
   if (!a)
     return param_error(n, "required attribute %s is missing", name);
@@ -51,7 +51,7 @@ static kl_status get_required_int(const kl_ir_node *n, const char *name, int64_t
 }
 
 static kl_status get_float(const kl_ir_node *n, const char *name, double dflt, double *out) {
-  const kl_ir_attr *a;
+  const kl_ir_attr *a = NULL;
   KL_RETURN_IF_ERROR(find_attr(n, name, KL_ATTR_FLOAT, &a));
   *out = a ? a->u.f : dflt;
   return NULL;
@@ -72,7 +72,7 @@ kl_status kl_ir_normalize_dim(const kl_ir_node *n, int64_t dim, int rank, int *o
  * pooling's "same as kernel_size"). */
 static kl_status get_pair(const kl_ir_node *n, const char *name, const int64_t dflt[2],
                           int64_t min, bool allow_empty, int64_t out[2]) {
-  const kl_ir_attr *a;
+  const kl_ir_attr *a = NULL;
   KL_RETURN_IF_ERROR(find_attr(n, name, KL_ATTR_INTS, &a));
   if (!a || (allow_empty && a->n == 0)) {
     if (!dflt)
@@ -94,7 +94,7 @@ static kl_status get_pair(const kl_ir_node *n, const char *name, const int64_t d
 
 /* padding: absent -> zeros; [h, w] -> symmetric; [top, left, bottom, right]; all >= 0. */
 static kl_status get_padding(const kl_ir_node *n, int64_t out[4]) {
-  const kl_ir_attr *a;
+  const kl_ir_attr *a = NULL;
   KL_RETURN_IF_ERROR(find_attr(n, "padding", KL_ATTR_INTS, &a));
   memset(out, 0, 4 * sizeof *out);
   if (!a)
@@ -189,7 +189,7 @@ kl_status kl_ir_unary_params(const kl_ir_node *n, kl_rt_unary_op *out_op, double
   case KL_OP_HARDSWISH: op = KL_UNARY_HARDSWISH; break;
   case KL_OP_TANH: op = KL_UNARY_TANH; break;
   case KL_OP_GELU: {
-    const kl_ir_attr *approx;
+    const kl_ir_attr *approx = NULL;
     KL_RETURN_IF_ERROR(find_attr(n, "approximate", KL_ATTR_STRING, &approx));
     const char *s = approx ? approx->u.s : "none";
     if (strcmp(s, "none") == 0)
@@ -271,7 +271,7 @@ kl_status kl_ir_reduce_params(const kl_ir_node *n, int rank, kl_rt_reduce_op *ou
   }
   if (rank < 0 || rank > KL_MAX_RANK)
     return param_error(n, "rank %d is out of range", rank);
-  const kl_ir_attr *dims;
+  const kl_ir_attr *dims = NULL;
   int64_t keepdim = 0;
   KL_RETURN_IF_ERROR(find_attr(n, "dim", KL_ATTR_INTS, &dims));
   KL_RETURN_IF_ERROR(get_int(n, "keepdim", 0, &keepdim));
@@ -311,7 +311,7 @@ kl_status kl_ir_permute_params(const kl_ir_node *n, int rank, int *out_perm) {
     perm[d0] = d1;
     perm[d1] = d0;
   } else if (n->op == KL_OP_PERMUTE) {
-    const kl_ir_attr *dims;
+    const kl_ir_attr *dims = NULL;
     KL_RETURN_IF_ERROR(find_attr(n, "dims", KL_ATTR_INTS, &dims));
     if (!dims)
       return param_error(n, "required attribute dims is missing");
@@ -379,7 +379,7 @@ kl_status kl_ir_pad_params(const kl_ir_node *n, int rank, int64_t *out_pad, doub
     return param_error(n, "not a constant pad");
   if (rank < 0 || rank > KL_MAX_RANK)
     return param_error(n, "rank %d is out of range", rank);
-  const kl_ir_attr *pad;
+  const kl_ir_attr *pad = NULL;
   KL_RETURN_IF_ERROR(find_attr(n, "pad", KL_ATTR_INTS, &pad));
   if (!pad)
     return param_error(n, "required attribute pad is missing");

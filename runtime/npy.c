@@ -305,7 +305,7 @@ static kl_status parse_preamble(const unsigned char *p, size_t avail, size_t fil
 /* Parses the whole header of a file of file_size bytes whose first avail bytes are at p. */
 static kl_status parse_header(const unsigned char *p, size_t avail, size_t file_size,
                               const char *name, npy_info *info) {
-  size_t dict_off, dict_len;
+  size_t dict_off = 0, dict_len = 0;
   KL_RETURN_IF_ERROR(parse_preamble(p, avail, file_size, name, &dict_off, &dict_len));
   if (dict_off + dict_len > avail)
     return kl_status_create(KL_ERR_INTERNAL, "%s: .npy header not fully read", name);
@@ -381,7 +381,7 @@ kl_status kl_npy_read(const char *path, kl_tensor **out_tensor) {
    * straight into the tensor, so a large file is never held twice. */
   unsigned char pre[12];
   size_t pre_len = fread(pre, 1, sizeof pre < file_size ? sizeof pre : file_size, f);
-  size_t dict_off, dict_len;
+  size_t dict_off = 0, dict_len = 0;
   s = parse_preamble(pre, pre_len, file_size, path, &dict_off, &dict_len);
   if (s)
     goto done;
