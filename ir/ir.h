@@ -242,6 +242,9 @@ const char *kl_ir_node_string(const kl_ir_node *n, const char *name, const char 
 /* Runs the op's shape function and writes the output types. The message of an error names the
  * op, the node's first output and the input types. */
 kl_status kl_ir_node_infer(kl_ir_node *n);
+/* The types the shape function gives for n's outputs, from its inputs' current types, written
+ * to out (n->n_outputs entries) without changing the graph. */
+kl_status kl_ir_node_infer_into(const kl_ir_node *n, kl_ir_type *out);
 /* The same with explicit input types (used by the interpreter with concrete shapes). */
 kl_status kl_ir_node_infer_types(const kl_ir_node *n, const kl_ir_type *in, int n_in,
                                  kl_ir_type *out, int n_out);

@@ -138,22 +138,28 @@ kl_status kl_ir_node_infer_types(const kl_ir_node *n, const kl_ir_type *in, int 
   return s ? annotate_node(s, n, in, n_in) : NULL;
 }
 
-kl_status kl_ir_node_infer(kl_ir_node *n) {
-  kl_ir_type small_in[8], small_out[4];
-  kl_ir_type *in = n->n_inputs <= 8 ? small_in : malloc((size_t)n->n_inputs * sizeof *in);
-  kl_ir_type *out = n->n_outputs <= 4 ? small_out : malloc((size_t)n->n_outputs * sizeof *out);
-  if (!in || !out)
+kl_status kl_ir_node_infer_into(const kl_ir_node *n, kl_ir_type *out) {
+  kl_ir_type *in = malloc(((size_t)n->n_inputs + 1) * sizeof *in);
+  if (!in)
     kl_fatal_oom();
   for (int i = 0; i < n->n_inputs; i++)
     in[i] = n->inputs[i]->type;
   for (int i = 0; i < n->n_outputs; i++)
     out[i] = n->outputs[i]->type;
   kl_status s = kl_ir_node_infer_types(n, in, n->n_inputs, out, n->n_outputs);
+  free(in);
+  return s;
+}
+
+kl_status kl_ir_node_infer(kl_ir_node *n) {
+  kl_ir_type small_out[4];
+  kl_ir_type *out = n->n_outputs <= 4 ? small_out : malloc((size_t)n->n_outputs * sizeof *out);
+  if (!out)
+    kl_fatal_oom();
+  kl_status s = kl_ir_node_infer_into(n, out);
   if (!s)
     for (int i = 0; i < n->n_outputs; i++)
       n->outputs[i]->type = out[i];
-  if (in != small_in)
-    free(in);
   if (out != small_out)
     free(out);
   return s;

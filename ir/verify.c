@@ -78,16 +78,11 @@ static void check_attrs(verifier *v, const kl_ir_node *n, const kl_op_info *info
 static void check_types(verifier *v, const kl_ir_node *n) {
   if (n->op == KL_OP_PARAM)
     return; /* its type is declared, not inferred */
-  kl_ir_type small_in[8], small_out[4];
-  kl_ir_type *in = n->n_inputs <= 8 ? small_in : malloc((size_t)n->n_inputs * sizeof *in);
+  kl_ir_type small_out[4];
   kl_ir_type *out = n->n_outputs <= 4 ? small_out : malloc((size_t)n->n_outputs * sizeof *out);
-  if (!in || !out)
+  if (!out)
     kl_fatal_oom();
-  for (int i = 0; i < n->n_inputs; i++)
-    in[i] = n->inputs[i]->type;
-  for (int i = 0; i < n->n_outputs; i++)
-    out[i] = n->outputs[i]->type;
-  kl_status s = kl_ir_node_infer_types(n, in, n->n_inputs, out, n->n_outputs);
+  kl_status s = kl_ir_node_infer_into(n, out);
   if (s) {
     problem(v, NULL, "%s", kl_status_message(s));
     kl_status_destroy(s);
@@ -105,8 +100,6 @@ static void check_types(verifier *v, const kl_ir_node *n) {
       }
     }
   }
-  if (in != small_in)
-    free(in);
   if (out != small_out)
     free(out);
 }

@@ -83,6 +83,22 @@ static kl_status run_sub(run *r, const kl_ir_block *b, kl_tensor *const *args, i
   return NULL;
 }
 
+/* Runs block b with args and binds its returns to n's outputs. */
+static kl_status run_sub_to_outputs(run *r, const kl_ir_node *n, const kl_ir_block *b,
+                                    kl_tensor *const *args, int n_args) {
+  kl_tensor **outs = calloc((size_t)n->n_outputs + 1, sizeof *outs);
+  if (!outs)
+    kl_fatal_oom();
+  kl_status s = run_sub(r, b, args, n_args, outs);
+  for (int i = 0; i < n->n_outputs; i++)
+    if (s)
+      kl_tensor_release(outs[i]);
+    else
+      env_set(r, n->outputs[i], outs[i]);
+  free(outs);
+  return s;
+}
+
 static bool truth(const kl_tensor *t) {
   return t->numel >= 1 && kl_dtype_load_f64(t->dtype, t->data, 0) != 0;
 }
@@ -95,17 +111,7 @@ static kl_status run_if(run *r, const kl_ir_node *n, kl_tensor *const *in) {
   if (b->n_returns != n->n_outputs)
     return kl_status_create(KL_ERR_INTERNAL, "branch returns %d values for %d outputs",
                             b->n_returns, n->n_outputs);
-  kl_tensor **outs = calloc((size_t)n->n_outputs + 1, sizeof *outs);
-  if (!outs)
-    kl_fatal_oom();
-  kl_status s = run_sub(r, b, NULL, 0, outs);
-  for (int i = 0; i < n->n_outputs; i++)
-    if (s)
-      kl_tensor_release(outs[i]);
-    else
-      env_set(r, n->outputs[i], outs[i]);
-  free(outs);
-  return s;
+  return run_sub_to_outputs(r, n, b, NULL, 0);
 }
 
 /* prim::Loop(max_trip_count, cond, carried...): body(iter, carried...) -> (cond, carried...). */
@@ -167,17 +173,7 @@ static kl_status run_fusion_group(run *r, const kl_ir_node *n, kl_tensor *const 
   const kl_ir_block *body = n->blocks[0];
   if (body->n_params != n->n_inputs || body->n_returns != n->n_outputs)
     return kl_status_create(KL_ERR_INTERNAL, "fusion group body does not match the node");
-  kl_tensor **outs = calloc((size_t)n->n_outputs + 1, sizeof *outs);
-  if (!outs)
-    kl_fatal_oom();
-  kl_status s = run_sub(r, body, in, n->n_inputs, outs);
-  for (int i = 0; i < n->n_outputs; i++)
-    if (s)
-      kl_tensor_release(outs[i]);
-    else
-      env_set(r, n->outputs[i], outs[i]);
-  free(outs);
-  return s;
+  return run_sub_to_outputs(r, n, body, in, n->n_inputs);
 }
 
 /* A leaf op: infer concrete output shapes, allocate, and call the reference kernel. */

@@ -20,46 +20,6 @@ static const kl_tensor *opt_input(const kl_ir_node *node, kl_tensor *const *in, 
   return i < node->n_inputs ? in[i] : NULL;
 }
 
-/* Copies src into the preallocated dst after checking they agree; what names src in errors. */
-static kl_status copy_checked(const kl_ir_node *node, const char *what, const kl_tensor *src,
-                              kl_tensor *dst) {
-  if (src->dtype != dst->dtype || !kl_tensor_same_shape(src, dst)) {
-    char have[160], want[160];
-    kl_shape_format(src->shape, src->rank, have, sizeof have);
-    kl_shape_format(dst->shape, dst->rank, want, sizeof want);
-    return kl_status_create(KL_ERR_INVALID_ARGUMENT,
-                            "%s: %s is %s %s but the node's output is %s %s",
-                            kl_ir_node_op_name(node), what, kl_dtype_ir_name(src->dtype), have,
-                            kl_dtype_ir_name(dst->dtype), want);
-  }
-  if (src->nbytes)
-    memcpy(dst->data, src->data, src->nbytes);
-  return NULL;
-}
-
-ADAPTER(param) {
-  (void)in;
-  const char *name = kl_ir_node_string(node, "name", NULL);
-  if (!name)
-    return kl_status_create(KL_ERR_INVALID_ARGUMENT, "prim::Param: missing the name attribute");
-  const kl_tensor *w = kl_ir_graph_weight(g, name);
-  if (!w)
-    return kl_status_create(KL_ERR_NOT_FOUND, "prim::Param: the graph has no weight named \"%s\"",
-                            name);
-  char what[256];
-  snprintf(what, sizeof what, "weight \"%s\"", name);
-  return copy_checked(node, what, w, out[0]);
-}
-
-ADAPTER(constant) {
-  (void)g, (void)in;
-  const kl_ir_attr *value = kl_ir_node_attr(node, "value");
-  if (!value || value->kind != KL_ATTR_TENSOR || !value->u.t)
-    return kl_status_create(KL_ERR_INVALID_ARGUMENT,
-                            "prim::Constant: missing the tensor attribute value");
-  return copy_checked(node, "the value attribute", value->u.t, out[0]);
-}
-
 ADAPTER(control) {
   (void)g, (void)in, (void)out;
   return kl_status_create(KL_ERR_INTERNAL,
