@@ -16,6 +16,8 @@ static struct kl_status_s oom_status = {KL_ERR_OUT_OF_MEMORY, "out of memory"};
 kl_status kl_status_createv(kl_status_code code, const char *fmt, va_list ap) {
   if (code == KL_OK)
     return NULL;
+  if (!fmt)
+    fmt = "(no message)";
   kl_status s = malloc(sizeof *s);
   if (!s)
     return &oom_status;

@@ -1,6 +1,7 @@
 /* What the kiln command's files share: the command table entry each subcommand provides, the
  * option parser every subcommand uses (so `--help`, `--opt=VALUE`, `-o VALUE` and error messages
- * behave the same everywhere), model loading by content, and the tensor printer.
+ * behave the same everywhere) and model loading by content. The tensor printer they use lives in
+ * runtime/tensor_print.h.
  *
  * Exit codes: KL_EXIT_OK on success, KL_EXIT_ERROR when the work failed (bad model, bad input,
  * I/O), KL_EXIT_USAGE when the command line itself was wrong. Never anything >= 128. */
@@ -13,6 +14,7 @@
 #include "ir/ir.h"
 #include "runtime/status.h"
 #include "runtime/tensor.h"
+#include "runtime/tensor_print.h"
 
 enum { KL_EXIT_OK = 0, KL_EXIT_ERROR = 1, KL_EXIT_USAGE = 2 };
 
@@ -89,19 +91,5 @@ kl_status kl_cli_load_graph(const char *path, kl_ir_graph **out_graph);
 
 extern const kl_cli_command kl_cmd_show;
 extern const kl_cli_command kl_cmd_run;
-
-/* ---- printing tensors (tensor_print.c) ------------------------------------------------ */
-
-typedef struct kl_tensor_print_options {
-  int64_t threshold;  /* summarize (with "...") when numel exceeds this; PyTorch uses 1000 */
-  int edge_items;     /* items shown at each end of a summarized dim; PyTorch uses 3 */
-  int line_width;     /* wrap 1-D rows at this width; PyTorch uses 80 */
-  int precision;      /* digits after the point; PyTorch uses 4 */
-} kl_tensor_print_options;
-
-/* PyTorch's defaults. */
-kl_tensor_print_options kl_tensor_print_defaults(void);
-/* Prints t as PyTorch prints a tensor, "tensor([[0.1000, 2.0000], ...])", then a newline. */
-kl_status kl_tensor_print(const kl_tensor *t, const kl_tensor_print_options *opts, FILE *f);
 
 #endif

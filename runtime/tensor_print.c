@@ -5,13 +5,14 @@
  * summarized with "..." keeping 3 items at each end of every dim.
  *
  * The layout is computed in two passes over the displayed elements: one to choose the number
- * format and the column width, one to print. */
+ * format and the column width, one to print. kl_print (frontend/) asks for kiln's ending,
+ * ", shape=(1, 2), dtype=Float)", since C code has no other way to see a tensor's type. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "kiln_internal.h"
+#include "tensor_print.h"
 
 typedef enum float_mode { MODE_WHOLE, MODE_FIXED, MODE_SCI } float_mode;
 
@@ -30,7 +31,8 @@ typedef struct printer {
 } printer;
 
 kl_tensor_print_options kl_tensor_print_defaults(void) {
-  kl_tensor_print_options o = {.threshold = 1000, .edge_items = 3, .line_width = 80, .precision = 4};
+  kl_tensor_print_options o = {.threshold = 1000, .edge_items = 3, .line_width = 80, .precision = 4,
+                               .shape_and_dtype = false};
   return o;
 }
 
@@ -197,6 +199,14 @@ static const char *torch_dtype_suffix(kl_dtype dt) {
   }
 }
 
+/* A Python tuple of the dims: "()", "(5,)", "(2, 3)". */
+static void print_shape_tuple(const kl_tensor *t, FILE *f) {
+  fputc('(', f);
+  for (int d = 0; d < t->rank; d++)
+    fprintf(f, "%s%" PRId64, d ? ", " : "", t->shape[d]);
+  fputs(t->rank == 1 ? ",)" : ")", f);
+}
+
 kl_status kl_tensor_print(const kl_tensor *t, const kl_tensor_print_options *opts, FILE *f) {
   if (!t || t->rank < 0 || t->rank > KL_MAX_RANK || !kl_dtype_is_valid((int)t->dtype))
     return kl_status_create(KL_ERR_INVALID_ARGUMENT, "cannot print: not a valid tensor");
@@ -207,11 +217,9 @@ kl_status kl_tensor_print(const kl_tensor *t, const kl_tensor_print_options *opt
   fputs("tensor(", f);
   if (t->numel == 0) {
     fputs("[]", f);
-    if (t->rank != 1) {
-      fputs(", size=(", f);
-      for (int d = 0; d < t->rank; d++)
-        fprintf(f, "%s%" PRId64, d ? ", " : "", t->shape[d]);
-      fputs(t->rank == 1 ? ",)" : ")", f);
+    if (t->rank != 1 && !p.opts.shape_and_dtype) {
+      fputs(", size=", f);
+      print_shape_tuple(t, f);
     }
   } else {
     int64_t stride = 1;
@@ -229,8 +237,13 @@ kl_status kl_tensor_print(const kl_tensor *t, const kl_tensor_print_options *opt
       print_dim(&p, 0, 0, (int)strlen("tensor("));
     }
   }
-  if (suffix)
+  if (p.opts.shape_and_dtype) {
+    fputs(", shape=", f);
+    print_shape_tuple(t, f);
+    fprintf(f, ", dtype=%s", kl_dtype_ir_name(t->dtype));
+  } else if (suffix) {
     fprintf(f, ", dtype=torch.%s", suffix);
+  }
   fputs(")\n", f);
   return NULL;
 }
