@@ -167,6 +167,20 @@ kl_tensor *kl_log_softmax(kl_tensor *x, int64_t dim) {
   return CALL(KL_OP_LOG_SOFTMAX, in, attrs);
 }
 
+/* Attributes at their defaults are left out, as elsewhere: no scale when scale <= 0, no
+ * is_causal unless set. */
+kl_tensor *kl_scaled_dot_product_attention(kl_tensor *q, kl_tensor *k, kl_tensor *v,
+                                           kl_tensor *mask, double scale, bool is_causal) {
+  kl_tensor *in[4] = {q, k, v, mask};
+  kl_ir_attr attrs[2];
+  int n_attrs = 0;
+  if (scale > 0)
+    attrs[n_attrs++] = attr_float("scale", scale);
+  if (is_causal)
+    attrs[n_attrs++] = attr_int("is_causal", 1);
+  return kl_fe_call1(KL_OP_ATTENTION, in, mask ? 4 : 3, attrs, n_attrs);
+}
+
 /* ---- pooling ------------------------------------------------------------------------- */
 
 static kl_tensor *pool2d(const char *fn, kl_op op, kl_tensor *x, const kl_pool2d_opts *opts) {

@@ -129,6 +129,11 @@ kl_tensor *kl_batch_norm(kl_tensor *x, kl_tensor *weight, kl_tensor *bias, kl_te
 kl_tensor *kl_layer_norm(kl_tensor *x, int n_dims, kl_tensor *weight, kl_tensor *bias, double eps);
 kl_tensor *kl_softmax(kl_tensor *x, int64_t dim);
 kl_tensor *kl_log_softmax(kl_tensor *x, int64_t dim);
+/* softmax(q (..., L, E) @ k (..., S, E)^T * scale + mask) @ v (..., S, Ev) -> (..., L, Ev).
+ * mask (may be NULL) broadcasts to (..., L, S): q's dtype is added, Bool keeps where true.
+ * scale <= 0 means the default 1/sqrt(E); is_causal drops keys after each query. */
+kl_tensor *kl_scaled_dot_product_attention(kl_tensor *q, kl_tensor *k, kl_tensor *v,
+                                           kl_tensor *mask, double scale, bool is_causal);
 
 /* Zero stride means stride = kernel size. */
 typedef struct kl_pool2d_opts {

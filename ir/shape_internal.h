@@ -24,6 +24,7 @@ KL_SHAPE_FN(conv2d);
 KL_SHAPE_FN(batch_norm);
 KL_SHAPE_FN(layer_norm);
 KL_SHAPE_FN(softmax);
+KL_SHAPE_FN(attention);
 KL_SHAPE_FN(pool2d);
 KL_SHAPE_FN(adaptive_pool2d);
 KL_SHAPE_FN(unary);

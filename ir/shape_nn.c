@@ -5,6 +5,7 @@
  * dtype promotion: mixed dtypes are an error naming both inputs. Output dims follow the rule in
  * shape_internal.h: a symbol only where the output dim is exactly that input dim, a number
  * where arithmetic on numbers (or the op's success) forces it, unknown otherwise. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -476,6 +477,66 @@ KL_SHAPE_FN(softmax) {
   int d = 0;
   KL_RETURN_IF_ERROR(kl_ir_normalize_dim(node, dim->u.i, in[0].rank, &d));
   out[0] = in[0];
+  return NULL;
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+/* aten::scaled_dot_product_attention(q (..., L, E), k (..., S, E), v (..., S, Ev), mask?)
+ * -> (..., L, Ev). The batch dims of q, k and v broadcast (the math form is two matmuls); the
+ * mask, q's dtype (added) or Bool (kept where true), broadcasts to the scores (..., L, S) but
+ * never widens them. scale [1/sqrt(E)] must be finite; is_causal [0] is 0 or 1. */
+KL_SHAPE_FN(attention) {
+  static const char *const names[] = {"query", "key", "value", "mask"};
+  KL_RETURN_IF_ERROR(kl_shape_check_arity(node, in, n_in, 3, 4, n_out, 1, 1));
+  const kl_ir_type *q = &in[0], *k = &in[1], *v = &in[2], *mask = n_in > 3 ? &in[3] : NULL;
+  KL_RETURN_IF_ERROR(kl_shape_require_float(node, q, "query"));
+  for (int i = 0; i < 3; i++) {
+    KL_RETURN_IF_ERROR(kl_shape_require_same_dtype(node, q, "query", &in[i], names[i]));
+    if (in[i].rank < 2)
+      return kl_shape_error(node, "%s %s must have at least 2 dims", names[i],
+                            kl_shape_fmt(node, &in[i]).s);
+  }
+  const kl_ir_attr *scale = kl_ir_node_attr(node, "scale");
+  if (scale && (scale->kind != KL_ATTR_FLOAT || !isfinite(scale->u.f)))
+    return kl_shape_error(node, "attribute scale must be a finite float");
+  const kl_ir_attr *causal = kl_ir_node_attr(node, "is_causal");
+  if (causal && (causal->kind != KL_ATTR_INT || (causal->u.i != 0 && causal->u.i != 1)))
+    return kl_shape_error(node, "attribute is_causal must be 0 or 1");
+  kl_ir_dim e = q->dims[q->rank - 1], s = k->dims[k->rank - 2];
+  if (!kl_shape_dims_may_equal(node, e, k->dims[k->rank - 1]))
+    return kl_shape_error(node, "query %s and key %s differ in their last dim",
+                          kl_shape_fmt(node, q).s, kl_shape_fmt(node, k).s);
+  if (!kl_shape_dims_may_equal(node, s, v->dims[v->rank - 2]))
+    return kl_shape_error(node, "key %s and value %s differ in their sequence dim (-2)",
+                          kl_shape_fmt(node, k).s, kl_shape_fmt(node, v).s);
+  s = kl_shape_dim_meet(s, v->dims[v->rank - 2]);
+  kl_ir_type bq = *q, bk = *k, bv = *v, qk = *q, y = *q;
+  bq.rank -= 2, bk.rank -= 2, bv.rank -= 2;
+  KL_RETURN_IF_ERROR(kl_shape_broadcast(node, &bq, "query", &bk, "key", &qk));
+  KL_RETURN_IF_ERROR(kl_shape_broadcast(node, &qk, "query and key", &bv, "value", &y));
+  int nb = y.rank;
+  if (nb + 2 > KL_MAX_RANK)
+    return kl_shape_error_code(node, KL_ERR_LIMIT, "the result has more than %d dims",
+                               KL_MAX_RANK);
+  y.dims[nb] = q->dims[q->rank - 2];
+  y.dims[nb + 1] = v->dims[v->rank - 1];
+  y.rank = nb + 2;
+  if (mask) {
+    if (mask->dtype != KL_BOOL)
+      KL_RETURN_IF_ERROR(kl_shape_require_same_dtype(node, q, "query", mask, "mask"));
+    kl_ir_type scores = y;
+    scores.dims[nb + 1] = s;
+    bool ok = mask->rank <= scores.rank;
+    for (int i = 1; ok && i <= mask->rank; i++) {
+      kl_ir_dim m = mask->dims[mask->rank - i], want = scores.dims[scores.rank - i];
+      ok = (kl_ir_dim_is_static(m) && m.size == 1) || kl_shape_dims_may_equal(node, m, want);
+    }
+    if (!ok)
+      return kl_shape_error(node, "mask %s does not broadcast to the scores %s",
+                            kl_shape_fmt(node, mask).s, kl_shape_fmt(node, &scores).s);
+  }
+  out[0] = y;
   return NULL;
 }
 

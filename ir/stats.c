@@ -116,6 +116,24 @@ kl_status kl_ir_node_flops(const kl_ir_node *n, int64_t *out_flops, bool *out_st
     if (ok && !mul_into(&f, 5))
       return overflow(n);
     break;
+  case KL_OP_ATTENTION: { /* q (..., L, E), k (..., S, E), v (..., S, Ev) -> (..., L, Ev) */
+    int64_t e, s, ev, scores = 1;
+    const kl_ir_type *y = &n->outputs[0]->type;
+    ok = ok && n->n_inputs >= 3 && y->rank >= 2 && value_dim(n->inputs[0], -1, &e) &&
+         value_dim(n->inputs[1], -2, &s) && value_dim(n->inputs[2], -1, &ev);
+    for (int d = 0; ok && d < y->rank - 1; d++) /* batch * L: every output dim but Ev */
+      if (!mul_into(&scores, y->dims[d].size))
+        return overflow(n);
+    if (!ok)
+      break;
+    if (!mul_into(&scores, s))
+      return overflow(n);
+    int64_t per_score = 6 + (n->n_inputs > 3);
+    if (!kl_add_i64(e, ev, &f) || !mul_into(&f, 2) || !kl_add_i64(f, per_score, &f) ||
+        !mul_into(&f, scores))
+      return overflow(n);
+    break;
+  }
   case KL_OP_MAX_POOL2D:
   case KL_OP_AVG_POOL2D: {
     const kl_ir_attr *ks = kl_ir_node_attr(n, "kernel_size");

@@ -8,6 +8,8 @@
  *   aten::batch_norm      2 * out (inference form: one scale and one shift per element)
  *   aten::layer_norm      5 * out (mean, subtract, square-accumulate, scale), + out per affine input
  *   aten::softmax, log_softmax  5 * out (max, subtract, exp, sum, divide)
+ *   aten::scaled_dot_product_attention  with scores = batch * L * S: 2 * scores * (E + Ev) for
+ *                         the two products, + 6 * scores (scale, softmax), + scores with a mask
  *   max_pool2d, avg_pool2d      out * Kh * Kw; adaptive_avg_pool2d: input elements + out
  *   elementwise and broadcast ops (relu, gelu, add, eq, where, ...)  out
  *   reductions            input elements

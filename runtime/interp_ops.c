@@ -4,6 +4,7 @@
  * runtime/kernels/. Outputs arrive allocated with the inferred types; adapters only fill them.
  * The table below is built by expanding ops.def, so a new op row needs no edit here unless it
  * names a new kernel. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,6 +81,16 @@ ADAPTER(softmax) {
   int dim;
   KL_RETURN_IF_ERROR(kl_ir_normalize_dim(node, kl_ir_node_int(node, "dim", 0), in[0]->rank, &dim));
   return kl_rt_softmax(in[0], dim, node->op == KL_OP_LOG_SOFTMAX, out[0]);
+}
+
+/* aten::scaled_dot_product_attention(q, k, v, mask?): scale [1/sqrt(E)], is_causal [0]. */
+ADAPTER(attention) {
+  (void)g;
+  const kl_tensor *q = in[0];
+  int64_t e = q->rank > 0 ? q->shape[q->rank - 1] : 0;
+  double scale = kl_ir_node_float(node, "scale", e > 0 ? 1.0 / sqrt((double)e) : 1.0);
+  bool is_causal = kl_ir_node_int(node, "is_causal", 0) != 0;
+  return kl_rt_attention(q, in[1], in[2], opt_input(node, in, 3), scale, is_causal, out[0]);
 }
 
 ADAPTER(max_pool2d) {

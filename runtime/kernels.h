@@ -95,6 +95,15 @@ kl_status kl_rt_layer_norm(const kl_tensor *x, const kl_tensor *weight, const kl
 /* Softmax (or log-softmax) along dim (already normalized to 0..rank-1). */
 kl_status kl_rt_softmax(const kl_tensor *x, int dim, bool log, kl_tensor *y);
 
+/* ---- attention ----------------------------------------------------------------------- */
+/* y (..., L, Ev) = softmax(q (..., L, E) @ k (..., S, E)^T * scale + mask) @ v (..., S, Ev).
+ * The batch dims of q, k, v broadcast to y's. mask (may be NULL) broadcasts to (..., L, S): a
+ * float mask (q's dtype) is added to the scores, a Bool mask keeps the scores where true and
+ * drops the rest (PyTorch's convention). is_causal also drops key j > query i. A row with every
+ * key dropped is nan, as softmax of all -inf is. */
+kl_status kl_rt_attention(const kl_tensor *q, const kl_tensor *k, const kl_tensor *v,
+                          const kl_tensor *mask, double scale, bool is_causal, kl_tensor *y);
+
 /* ---- pooling ------------------------------------------------------------------------- */
 typedef struct kl_rt_pool2d_params {
   int64_t kernel[2];
