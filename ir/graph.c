@@ -227,6 +227,19 @@ kl_tensor *kl_ir_graph_weight(const kl_ir_graph *g, const char *name) {
   return NULL;
 }
 
+bool kl_ir_graph_remove_weight(kl_ir_graph *g, const char *name) {
+  for (int i = 0; i < g->n_weights; i++) {
+    if (strcmp(g->weights[i].name, name) == 0) {
+      kl_tensor_release(g->weights[i].tensor);
+      memmove(&g->weights[i], &g->weights[i + 1],
+              (size_t)(g->n_weights - i - 1) * sizeof *g->weights);
+      g->n_weights--;
+      return true;
+    }
+  }
+  return false;
+}
+
 static void hold_tensor(kl_ir_graph *g, kl_tensor *t) {
   if (g->n_held == g->cap_held) {
     int ncap = g->cap_held ? g->cap_held * 2 : 16;

@@ -186,6 +186,8 @@ int kl_ir_graph_find_symbol(const kl_ir_graph *g, const char *name);
  * retains t and replaces any previous tensor of that name. get returns NULL when absent. */
 void kl_ir_graph_set_weight(kl_ir_graph *g, const char *name, kl_tensor *t);
 kl_tensor *kl_ir_graph_weight(const kl_ir_graph *g, const char *name);
+/* Releases and forgets the weight of that name; false when there is none. */
+bool kl_ir_graph_remove_weight(kl_ir_graph *g, const char *name);
 
 /* Values. A NULL or empty name gets the next free number ("7"); a name already taken in the
  * graph gets a ".N" suffix. find returns NULL when no value has that name. */

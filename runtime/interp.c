@@ -16,6 +16,8 @@ typedef struct run {
   int *uses_left;     /* by value id: top-level uses not yet executed */
   int64_t *sym_value; /* by symbol index: bound size, -1 while unbound */
   int depth;
+  kl_interp_observer_fn after_node; /* NULL, or called after each top-level node */
+  void *after_node_ctx;
 } run;
 
 #define MAX_DEPTH 64
@@ -270,6 +272,16 @@ static kl_status run_block(run *r, const kl_ir_block *b, kl_tensor *const *args,
     }
     if (in != small)
       free(in);
+    if (!s && top && r->after_node && n->n_outputs > 0) {
+      kl_tensor **outs = n->n_outputs <= 8 ? small : malloc((size_t)n->n_outputs * sizeof *outs);
+      if (!outs)
+        kl_fatal_oom();
+      for (int i = 0; i < n->n_outputs; i++)
+        outs[i] = r->env[n->outputs[i]->id];
+      s = r->after_node(r->after_node_ctx, n, outs);
+      if (outs != small)
+        free(outs);
+    }
     if (s)
       return node_error(s, n);
     if (top) {
@@ -285,13 +297,19 @@ static kl_status run_block(run *r, const kl_ir_block *b, kl_tensor *const *args,
 
 kl_status kl_interp_run(const kl_ir_graph *g, kl_tensor *const *inputs, int n_inputs,
                         kl_tensor **out_outputs) {
+  return kl_interp_run_observed(g, inputs, n_inputs, out_outputs, NULL, NULL);
+}
+
+kl_status kl_interp_run_observed(const kl_ir_graph *g, kl_tensor *const *inputs, int n_inputs,
+                                 kl_tensor **out_outputs, kl_interp_observer_fn after_node,
+                                 void *ctx) {
   const kl_ir_block *top = g->top;
   if (n_inputs != top->n_params)
     return kl_status_create(KL_ERR_INVALID_ARGUMENT, "the model takes %d inputs, got %d",
                             top->n_params, n_inputs);
   for (int i = 0; i < top->n_returns; i++)
     out_outputs[i] = NULL;
-  run r = {.g = g};
+  run r = {.g = g, .after_node = after_node, .after_node_ctx = ctx};
   size_t nv = (size_t)g->next_value_id + 1;
   r.env = calloc(nv, sizeof *r.env);
   r.uses_left = calloc(nv, sizeof *r.uses_left);

@@ -16,6 +16,16 @@
 kl_status kl_interp_run(const kl_ir_graph *g, kl_tensor *const *inputs, int n_inputs,
                         kl_tensor **out_outputs);
 
+/* kl_interp_run that also calls after_node(ctx, node, outputs) once each top-level node has
+ * run, outputs being its n_outputs results (borrowed: retain one to keep it). `kiln check` uses
+ * this to compare intermediate values; an error from after_node stops the run and is returned.
+ * Nodes inside sub-blocks (If and Loop bodies, fusion group bodies) are not reported. */
+typedef kl_status (*kl_interp_observer_fn)(void *ctx, const kl_ir_node *node,
+                                           kl_tensor *const *outputs);
+kl_status kl_interp_run_observed(const kl_ir_graph *g, kl_tensor *const *inputs, int n_inputs,
+                                 kl_tensor **out_outputs, kl_interp_observer_fn after_node,
+                                 void *ctx);
+
 /* The reference kernel adapter of one node: reads the node's attributes, checks its inputs and
  * calls the runtime kernel. outputs are allocated by the caller with the inferred types. */
 typedef kl_status (*kl_interp_kernel_fn)(const kl_ir_graph *g, const kl_ir_node *node,

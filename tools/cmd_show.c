@@ -1,14 +1,16 @@
 /* `kiln show FILE [--stats]`: prints a model (.kir or text IR) as text IR, or with --stats a
- * summary instead: node counts per op, inputs and outputs, parameter totals and the FLOP
- * estimate of ir/stats.c. The numbers are printed plainly (no separators) so scripts can read
+ * summary instead: node counts per op, inputs and outputs, parameter totals, the FLOP
+ * estimate of ir/stats.c and the workspace of the memory plan. The numbers are printed plainly (no separators) so scripts can read
  * them; a human-friendly rendering follows in parentheses. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ir/stats.h"
 #include "ir/text.h"
 #include "kiln_internal.h"
+#include "passes/plan_memory.h"
 
 static const kl_cli_option show_options[] = {
     {"stats", 's', NULL, "print statistics instead of the IR: nodes per op, parameters, FLOPs"},
@@ -52,6 +54,49 @@ static void print_values(const kl_ir_graph *g, const char *label, kl_ir_value *c
   }
 }
 
+/* The workspace the memory plan (passes/plan_memory.h) gives the graph as it stands: an
+ * unoptimized graph plans every node's result, an optimized one only what fusion left. A graph
+ * that cannot be planned (a dim without an upper bound) says why instead. */
+static void print_workspace(const kl_ir_graph *g, FILE *f) {
+  kl_memory_plan *plan = NULL;
+  kl_status s = kl_memory_plan_create(g, &plan);
+  if (s) {
+    const char *why = kl_status_message(s);
+    const char *prefix = "memory plan: ";
+    if (strncmp(why, prefix, strlen(prefix)) == 0)
+      why += strlen(prefix);
+    fprintf(f, "workspace:  not planned (%s)\n", why);
+    kl_status_destroy(s);
+    return;
+  }
+  char bytes[32];
+  format_bytes((double)plan->workspace_bytes, bytes, sizeof bytes);
+  fprintf(f,
+          "workspace:  %" PRId64 " bytes (peak live %" PRId64 ", without reuse %" PRId64
+          ", in-place %d)\n",
+          plan->workspace_bytes, plan->peak_bytes, plan->naive_bytes, plan->n_inplace);
+  fprintf(f, "            %s for %d intermediate value%s%s\n", bytes, plan->n_planned,
+          plan->n_planned == 1 ? "" : "s",
+          plan->used_symbol_bounds ? ", symbolic dims at their upper bounds" : "");
+  kl_memory_plan_destroy(plan);
+}
+
+/* "  aten::relu   3" lines, most frequent op first; ties in op-table order. A selection sort:
+ * there are few ops. */
+static void print_op_counts(const int64_t *counts, FILE *f) {
+  bool shown[KL_OP_COUNT] = {false};
+  for (;;) {
+    int best = -1;
+    for (int op = 0; op < KL_OP_COUNT; op++)
+      if (!shown[op] && counts[op] > 0 && (best < 0 || counts[op] > counts[best]))
+        best = op;
+    if (best < 0)
+      break;
+    shown[best] = true;
+    fprintf(f, "  %-28s %" PRId64 "\n", kl_op_get((kl_op)best)->name, counts[best]);
+  }
+}
+
 static kl_status print_stats(const kl_ir_graph *g, const char *path, FILE *f) {
   kl_ir_stats st;
   KL_RETURN_IF_ERROR(kl_ir_graph_stats(g, &st));
@@ -60,18 +105,17 @@ static kl_status print_stats(const kl_ir_graph *g, const char *path, FILE *f) {
   print_values(g, "outputs:", g->top->returns, g->top->n_returns, f);
 
   fprintf(f, "nodes:      %" PRId64 "\n", st.n_nodes);
-  /* Most frequent op first; ties in op-table order. A selection sort: there are few ops. */
-  bool shown[KL_OP_COUNT] = {false};
-  for (;;) {
-    int best = -1;
-    for (int op = 0; op < KL_OP_COUNT; op++)
-      if (!shown[op] && st.op_counts[op] > 0 && (best < 0 || st.op_counts[op] > st.op_counts[best]))
-        best = op;
-    if (best < 0)
-      break;
-    shown[best] = true;
-    fprintf(f, "  %-28s %" PRId64 "\n", kl_op_get((kl_op)best)->name, st.op_counts[best]);
-  }
+  print_op_counts(st.op_counts, f);
+
+  /* What runs at top level: after fusion, the nodes the groups left outside. The list is
+   * printed only when it differs from the one above, i.e. when there are sub-blocks. */
+  int64_t top_counts[KL_OP_COUNT] = {0}, n_top = 0;
+  for (const kl_ir_node *n = g->top->first; n; n = n->next, n_top++)
+    top_counts[n->op]++;
+  fprintf(f, "top level:  %" PRId64 " node%s, %" PRId64 " besides prim::Param and prim::Constant\n",
+          n_top, n_top == 1 ? "" : "s", n_top - top_counts[KL_OP_PARAM] - top_counts[KL_OP_CONSTANT]);
+  if (n_top != st.n_nodes)
+    print_op_counts(top_counts, f);
 
   char elems[32], bytes[32];
   format_si((double)st.param_elements, "", elems, sizeof elems);
@@ -91,6 +135,7 @@ static kl_status print_stats(const kl_ir_graph *g, const char *path, FILE *f) {
                " node(s) have symbolic shapes and are not counted%s\n",
             st.n_partial_nodes,
             st.op_counts[KL_OP_LOOP] ? "; loop bodies are counted for one trip" : "");
+  print_workspace(g, f);
   return NULL;
 }
 
@@ -129,10 +174,15 @@ const kl_cli_command kl_cmd_show = {
         "file, and prints its text IR to stdout.\n"
         "\n"
         "With --stats it prints, instead of the IR, the model's inputs and outputs, the number\n"
-        "of nodes of each op (nodes inside sub-blocks included), the parameter tensors with\n"
-        "their total elements and bytes (weights and constants), and an estimate of the FLOPs\n"
-        "of one run from the static shapes (a multiply-add counts as 2 FLOPs; data movement\n"
-        "counts 0). Nodes with symbolic shapes are left out and the estimate is marked partial.",
+        "of nodes of each op (nodes inside sub-blocks included), the number at top level (by op\n"
+        "too when some nodes are in sub-blocks, such as fusion group bodies), the parameter\n"
+        "tensors with their total elements and bytes (weights and constants), and an estimate\n"
+        "of the FLOPs of one run from the static shapes (a multiply-add counts as 2 FLOPs; data\n"
+        "movement counts 0). Nodes with symbolic shapes are left out and the estimate is marked\n"
+        "partial. The last lines give the workspace the memory plan needs for the intermediate values\n"
+        "(graph outputs and weights not included): its size with buffers reused after their\n"
+        "last use, the largest total alive at once, the size with one buffer per value, and how\n"
+        "many elementwise nodes write over their input. Symbolic dims count at their upper bound.",
     .options = show_options,
     .n_options = (int)(sizeof show_options / sizeof show_options[0]),
     .examples = "  kiln show net.kir\n"
