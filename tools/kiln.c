@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frontend/onnx/onnx.h"
 #include "ir/kir.h"
 #include "ir/text.h"
 #include "kiln_internal.h"
@@ -22,6 +23,10 @@
 static const kl_cli_command *const commands[] = {
     &kl_cmd_show,
     &kl_cmd_run,
+    &kl_cmd_opt,
+    &kl_cmd_check,
+    &kl_cmd_import,
+    &kl_cmd_export,
 };
 enum { N_COMMANDS = (int)(sizeof commands / sizeof commands[0]) };
 
@@ -241,7 +246,8 @@ static void print_main_help(FILE *f) {
              "\n"
              "examples:\n"
              "  kiln show net.kir --stats\n"
-             "  kiln run net.kir --input x=x.npy -o y.npy\n");
+             "  kiln run net.kir --input x=x.npy -o y.npy\n"
+             "  kiln opt net.kir -O3 -o net.opt.kir\n");
 }
 
 static const kl_cli_command *find_command(const char *name) {
@@ -261,6 +267,9 @@ static int unknown_command(const char *name) {
 
 kl_status kl_cli_load_graph(const char *path, kl_ir_graph **out_graph) {
   *out_graph = NULL;
+  /* ONNX has no magic bytes: its extension names it. */
+  if (kl_onnx_is_onnx_path(path))
+    return kl_onnx_import_file(path, NULL, out_graph);
   FILE *f = fopen(path, "rb");
   if (!f)
     return kl_status_create(KL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));

@@ -83,13 +83,17 @@ int kl_cli_usage_error(const kl_cli_command *cmd, const char *fmt, ...)
  * with it), destroys s and returns KL_EXIT_ERROR. path may be NULL. */
 int kl_cli_fail(kl_status s, const char *path);
 
-/* Loads a model: a .kir file (recognized by its magic bytes, whatever its name) or a text IR
- * file. The graph is the caller's. */
+/* Loads a model: an ONNX model (by its .onnx extension), a .kir file (recognized by its magic
+ * bytes, whatever its name) or a text IR file. The graph is the caller's. */
 kl_status kl_cli_load_graph(const char *path, kl_ir_graph **out_graph);
 
 /* ---- the commands (cmd_*.c) ----------------------------------------------------------- */
 
 extern const kl_cli_command kl_cmd_show;
 extern const kl_cli_command kl_cmd_run;
+extern const kl_cli_command kl_cmd_opt;
+extern const kl_cli_command kl_cmd_check;
+extern const kl_cli_command kl_cmd_import;
+extern const kl_cli_command kl_cmd_export;
 
 #endif
