@@ -3,18 +3,17 @@
  * rules match the shape functions), picks the node's inputs apart and calls the kernel in
  * runtime/kernels/. Outputs arrive allocated with the inferred types; adapters only fill them.
  * The table below is built by expanding ops.def, so a new op row needs no edit here unless it
- * names a new kernel. */
+ * names a new kernel; an op family may also keep its adapters in runtime/interp_<family>.c
+ * (declared for the table by interp_internal.h). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../ir/op_params.h"
-#include "interp.h"
+#include "interp_internal.h"
 #include "kernels.h"
 
-#define ADAPTER(name)                                                                              \
-  static kl_status kl_interp_##name(const kl_ir_graph *g, const kl_ir_node *node,                  \
-                                    kl_tensor *const *in, kl_tensor *const *out)
+#define ADAPTER(name) KL_INTERP_ADAPTER(name)
 
 /* The optional input i, or NULL when the node has fewer inputs. */
 static const kl_tensor *opt_input(const kl_ir_node *node, kl_tensor *const *in, int i) {
