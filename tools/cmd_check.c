@@ -621,7 +621,7 @@ const kl_cli_command kl_cmd_check = {
     .synopsis = "FILE [-O0..-O3 | --passes=A,B,C] [--input [NAME=]x.npy ...] [--rtol R] [--atol A] "
                 "[--seed S]",
     .description =
-        "Loads FILE (a .kir model or a text IR file) twice, optimizes one copy with the -O list\n"
+        "Loads FILE (a .kir, .onnx or text IR model) twice, optimizes one copy with the -O list\n"
         "(-O3 unless told otherwise) or the passes named by --passes, and runs both with the\n"
         "reference interpreter on the same inputs: those given with --input, random ones for\n"
         "the rest (floats uniform in [-1, 1), integers 0..3, Bool alternating; a symbolic dim\n"

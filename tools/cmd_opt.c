@@ -162,7 +162,7 @@ const kl_cli_command kl_cmd_opt = {
     .synopsis = "MODEL -o OUT [-O0..-O3 | --passes=A,B,C] [--verify] [--print-after-all] "
                 "[--time-passes] [--list-passes]",
     .description =
-        "Loads MODEL (a .kir file or a text IR file), runs optimization passes over it and\n"
+        "Loads MODEL (a .kir, .onnx or text IR file), runs optimization passes over it and\n"
         "writes the result to OUT: a .kir file when OUT ends in .kir (weights included),\n"
         "text IR otherwise, and text IR on stdout for '-o -'.\n"
         "\n"

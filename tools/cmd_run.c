@@ -278,8 +278,9 @@ const kl_cli_command kl_cmd_run = {
     .summary = "run a model with the reference interpreter on .npy inputs",
     .synopsis = "FILE --input [NAME=]x.npy ... [-o [NAME=]out.npy ...] [--full]",
     .description =
-        "Loads FILE (a .kir model or a text IR file), reads each model input from a .npy file,\n"
-        "runs the model with the reference interpreter and delivers its outputs.\n"
+        "Loads FILE (a .kir model, an .onnx model or a text IR file), reads each model input\n"
+        "from a .npy file, runs the model with the reference interpreter and delivers its\n"
+        "outputs.\n"
         "\n"
         "Every model input needs one --input NAME=FILE, NAME being the input's name in the IR\n"
         "(graph(%x : ...) is input x); a model with one input also takes --input FILE. The\n"

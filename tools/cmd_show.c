@@ -1,4 +1,4 @@
-/* `kiln show FILE [--stats]`: prints a model (.kir or text IR) as text IR, or with --stats a
+/* `kiln show FILE [--stats]`: prints a model (.kir, .onnx or text IR) as text IR, or with --stats a
  * summary instead: node counts per op, inputs and outputs, parameter totals, the FLOP
  * estimate of ir/stats.c and the workspace of the memory plan. The numbers are printed plainly (no separators) so scripts can read
  * them; a human-friendly rendering follows in parentheses. */
@@ -170,8 +170,8 @@ const kl_cli_command kl_cmd_show = {
     .summary = "print a model as text IR, or its statistics (--stats)",
     .synopsis = "FILE [--stats]",
     .description =
-        "Loads FILE, a .kir model (recognized by its contents, whatever its name) or a text IR\n"
-        "file, and prints its text IR to stdout.\n"
+        "Loads FILE, a .kir model (recognized by its contents, whatever its name), an ONNX model\n"
+        "(by its .onnx extension) or a text IR file, and prints its text IR to stdout.\n"
         "\n"
         "With --stats it prints, instead of the IR, the model's inputs and outputs, the number\n"
         "of nodes of each op (nodes inside sub-blocks included), the number at top level (by op\n"
