@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 #include "frontend/kiln.h"
-#include "runtime/npy.h"
+#include "example.h"
 
 #define N_BLOCKS 3
 
@@ -72,30 +72,10 @@ static bool cnn_forward(void *ctx, kl_tensor *const *inputs, kl_tensor **outputs
   return outputs[0] != NULL;
 }
 
-/* Prints and destroys s; true when there was no error. */
-static bool ok(kl_status s, const char *what) {
-  if (!s)
-    return true;
-  fprintf(stderr, "cnn: %s: %s\n", what, kl_status_message(s));
-  kl_status_destroy(s);
-  return false;
-}
-
-static bool write_npy(const char *outdir, const char *file, const kl_tensor *t) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", outdir, file);
-  return ok(kl_npy_write(path, t), "writing the .npy file");
-}
-
 int main(int argc, char **argv) {
-  if (argc > 2) {
-    fprintf(stderr, "usage: cnn [OUTDIR]\n");
+  const char *outdir = kl_example_outdir("cnn", argc, argv);
+  if (!outdir)
     return 2;
-  }
-  const char *outdir = argc > 1 ? argv[1] : ".";
-  char kir_path[4096];
-  snprintf(kir_path, sizeof kir_path, "%s/cnn.kir", outdir);
-
   kl_generator gen;
   kl_generator_init(&gen, 0);
   cnn net;
@@ -103,31 +83,10 @@ int main(int argc, char **argv) {
   if (good)
     printf("cnn: %d parameter tensors, the first named %s\n", kl_module_param_count(net.params),
            kl_module_param_at(net.params, 0, NULL));
-
-  kl_ir_graph *graph = NULL;
-  kl_scope_begin();
-  kl_tensor *x = kl_randn(&gen, KL_F32, KL_SHAPE(1, 3, 32, 32));
-  kl_tensor *y = NULL;
-  if (good) {
-    printf("eager output:\n");
-    good = cnn_forward(&net, &x, &y);
-    kl_print(y);
-  }
-  good = good && write_npy(outdir, "cnn_input.npy", x) && write_npy(outdir, "cnn_output.npy", y);
-
-  good = good && ok(kl_trace_fn(cnn_forward, &net, net.params, 1, &x, 1, &graph), "tracing") &&
-         ok(kl_graph_save(graph, kir_path), "saving the trace");
-  if (good)
-    printf("traced %d nodes into %s\n", kl_ir_graph_node_count(graph), kir_path);
-
-  if (good) {
-    kl_tensor *other = kl_randn(&gen, KL_F32, KL_SHAPE(1, 3, 32, 32));
-    kl_status check = kl_trace_check(graph, cnn_forward, &net, net.params, 1, &other, 1);
-    printf("trace check: %s\n", check ? "FAILED" : "ok");
-    good = ok(check, "trace check");
-  }
-  kl_scope_end();
-  kl_ir_graph_destroy(graph);
+  const int64_t shape[] = {1, 3, 32, 32};
+  kl_example ex = {"cnn", cnn_forward, &net, net.params,
+                   (int)(sizeof shape / sizeof shape[0]), shape};
+  int rc = good ? kl_example_run(&ex, &gen, outdir) : 1;
   kl_module_destroy(net.params);
-  return good ? 0 : 1;
+  return rc;
 }

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 #include "frontend/kiln.h"
-#include "runtime/npy.h"
+#include "example.h"
 
 #define SEQ 16
 #define D_MODEL 64
@@ -70,61 +70,18 @@ static bool encoder_forward(void *ctx, kl_tensor *const *inputs, kl_tensor **out
   return outputs[0] != NULL;
 }
 
-/* Prints and destroys s; true when there was no error. */
-static bool ok(kl_status s, const char *what) {
-  if (!s)
-    return true;
-  fprintf(stderr, "transformer: %s: %s\n", what, kl_status_message(s));
-  kl_status_destroy(s);
-  return false;
-}
-
-static bool write_npy(const char *outdir, const char *file, const kl_tensor *t) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", outdir, file);
-  return ok(kl_npy_write(path, t), "writing the .npy file");
-}
-
 int main(int argc, char **argv) {
-  if (argc > 2) {
-    fprintf(stderr, "usage: transformer [OUTDIR]\n");
+  const char *outdir = kl_example_outdir("transformer", argc, argv);
+  if (!outdir)
     return 2;
-  }
-  const char *outdir = argc > 1 ? argv[1] : ".";
-  char kir_path[4096];
-  snprintf(kir_path, sizeof kir_path, "%s/transformer.kir", outdir);
-
   kl_generator gen;
   kl_generator_init(&gen, 0);
   encoder_layer layer;
   bool good = encoder_init(&layer, &gen);
-
-  kl_ir_graph *graph = NULL;
-  kl_scope_begin();
-  kl_tensor *x = kl_randn(&gen, KL_F32, KL_SHAPE(1, SEQ, D_MODEL));
-  kl_tensor *y = NULL;
-  if (good) {
-    printf("eager output:\n");
-    good = encoder_forward(&layer, &x, &y);
-    kl_print(y);
-  }
-  good = good && write_npy(outdir, "transformer_input.npy", x) &&
-         write_npy(outdir, "transformer_output.npy", y);
-
-  good = good &&
-         ok(kl_trace_fn(encoder_forward, &layer, layer.params, 1, &x, 1, &graph), "tracing") &&
-         ok(kl_graph_save(graph, kir_path), "saving the trace");
-  if (good)
-    printf("traced %d nodes into %s\n", kl_ir_graph_node_count(graph), kir_path);
-
-  if (good) {
-    kl_tensor *other = kl_randn(&gen, KL_F32, KL_SHAPE(1, SEQ, D_MODEL));
-    kl_status check = kl_trace_check(graph, encoder_forward, &layer, layer.params, 1, &other, 1);
-    printf("trace check: %s\n", check ? "FAILED" : "ok");
-    good = ok(check, "trace check");
-  }
-  kl_scope_end();
-  kl_ir_graph_destroy(graph);
+  const int64_t shape[] = {1, SEQ, D_MODEL};
+  kl_example ex = {"transformer", encoder_forward, &layer, layer.params,
+                   (int)(sizeof shape / sizeof shape[0]), shape};
+  int rc = good ? kl_example_run(&ex, &gen, outdir) : 1;
   kl_module_destroy(layer.params);
-  return good ? 0 : 1;
+  return rc;
 }
