@@ -511,12 +511,40 @@ static kl_ir_node *match_attention(kl_ir_graph *g, kl_ir_node *last) {
   kl_ir_node *kt = take(&m, qk->inputs[1], KL_OP_TRANSPOSE);
   if (!kt)
     kt = take(&m, qk->inputs[1], KL_OP_PERMUTE);
-  if (!kt || !swaps_last_two(kt) || q->type.rank < 2)
+  if (!kt || q->type.rank < 2)
     return NULL;
-  kl_ir_value *inputs[4] = {q, kt->inputs[0], v, mask};
+  kl_ir_value *k = kt->inputs[0];
+  kl_ir_node *unpermute = NULL;
+  if (!swaps_last_two(kt)) {
+    /* Exporters fold the head split and k^T into one permute ([0, 2, 3, 1] on (B, S, H, D));
+     * k is then the same permute with its last two entries swapped. */
+    int rank = k->type.rank, perm[KL_MAX_RANK];
+    kl_status ps = rank >= 2 ? kl_ir_permute_params(kt, rank, perm) : NULL;
+    if (rank < 2 || ps) {
+      kl_status_destroy(ps);
+      return NULL;
+    }
+    int64_t dims[KL_MAX_RANK];
+    for (int d = 0; d < rank; d++)
+      dims[d] = perm[d < rank - 2 ? d : 2 * rank - 3 - d];
+    unpermute = kl_ir_node_create(g, KL_OP_PERMUTE, &k, 1, 1);
+    kl_ir_node_set_ints(unpermute, "dims", dims, rank);
+    kl_ir_node_insert_before(unpermute, last);
+    kl_status is = kl_ir_node_infer(unpermute);
+    if (is) {
+      kl_status_destroy(is);
+      kl_ir_node_remove(unpermute);
+      return NULL;
+    }
+    k = unpermute->outputs[0];
+  }
+  kl_ir_value *inputs[4] = {q, k, v, mask};
   kl_ir_node *attention = kl_ir_node_create(g, KL_OP_ATTENTION, inputs, mask ? 4 : 3, 1);
   kl_ir_node_set_float(attention, "scale", scale);
-  return replace(&m, last, attention);
+  kl_ir_node *fresh = replace(&m, last, attention);
+  if (!fresh && unpermute)
+    kl_ir_node_remove(unpermute);
+  return fresh;
 }
 
 /* ---- the walk ----------------------------------------------------------------------------- */
