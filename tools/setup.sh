@@ -6,8 +6,11 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+# python3-torch and python3-torchvision are for /usr/bin/python3, not the venv: the models
+# suite (tests/models/torch) exports real models with them; without them those tests skip.
 packages=(build-essential meson ninja-build pkg-config python3 python3-venv
-          libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
+          libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+          python3-torch python3-torchvision)
 
 missing=()
 for p in "${packages[@]}"; do
