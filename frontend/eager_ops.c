@@ -8,6 +8,7 @@
  * function; everything about shapes is left to the op's shape function. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "frontend_internal.h"
 
@@ -473,4 +474,107 @@ kl_tensor *kl_amax(kl_tensor *x, int n_dims, const int64_t *dims, bool keepdim) 
 
 kl_tensor *kl_amin(kl_tensor *x, int n_dims, const int64_t *dims, bool keepdim) {
   return reduce("kl_amin", KL_OP_AMIN, x, n_dims, dims, keepdim);
+}
+
+/* ---- elementwise math (issue 4) ---- */
+
+kl_tensor *kl_sin(kl_tensor *x) { return unary(KL_OP_SIN, x); }
+kl_tensor *kl_cos(kl_tensor *x) { return unary(KL_OP_COS, x); }
+kl_tensor *kl_tan(kl_tensor *x) { return unary(KL_OP_TAN, x); }
+kl_tensor *kl_asin(kl_tensor *x) { return unary(KL_OP_ASIN, x); }
+kl_tensor *kl_acos(kl_tensor *x) { return unary(KL_OP_ACOS, x); }
+kl_tensor *kl_atan(kl_tensor *x) { return unary(KL_OP_ATAN, x); }
+kl_tensor *kl_sinh(kl_tensor *x) { return unary(KL_OP_SINH, x); }
+kl_tensor *kl_cosh(kl_tensor *x) { return unary(KL_OP_COSH, x); }
+kl_tensor *kl_asinh(kl_tensor *x) { return unary(KL_OP_ASINH, x); }
+kl_tensor *kl_acosh(kl_tensor *x) { return unary(KL_OP_ACOSH, x); }
+kl_tensor *kl_atanh(kl_tensor *x) { return unary(KL_OP_ATANH, x); }
+kl_tensor *kl_floor(kl_tensor *x) { return unary(KL_OP_FLOOR, x); }
+kl_tensor *kl_ceil(kl_tensor *x) { return unary(KL_OP_CEIL, x); }
+kl_tensor *kl_round(kl_tensor *x) { return unary(KL_OP_ROUND, x); }
+kl_tensor *kl_sign(kl_tensor *x) { return unary(KL_OP_SIGN, x); }
+kl_tensor *kl_remainder(kl_tensor *a, kl_tensor *b) { return binary(KL_OP_REMAINDER, a, b); }
+kl_tensor *kl_fmod(kl_tensor *a, kl_tensor *b) { return binary(KL_OP_FMOD, a, b); }
+kl_tensor *kl_bitwise_left_shift(kl_tensor *a, kl_tensor *b) {
+  return binary(KL_OP_BITWISE_LEFT_SHIFT, a, b);
+}
+kl_tensor *kl_bitwise_right_shift(kl_tensor *a, kl_tensor *b) {
+  return binary(KL_OP_BITWISE_RIGHT_SHIFT, a, b);
+}
+
+/* ---- reductions and indexing (issue 4) ----------------------------------------------- */
+
+kl_tensor *kl_prod(kl_tensor *x, int n_dims, const int64_t *dims, bool keepdim) {
+  return reduce("kl_prod", KL_OP_PROD, x, n_dims, dims, keepdim);
+}
+
+kl_tensor *kl_cumsum(kl_tensor *x, int64_t dim, bool exclusive, bool reverse) {
+  kl_tensor *in[] = {x};
+  kl_ir_attr attrs[3] = {attr_int("dim", dim)};
+  int n_attrs = 1;
+  if (exclusive)
+    attrs[n_attrs++] = attr_int("exclusive", 1);
+  if (reverse)
+    attrs[n_attrs++] = attr_int("reverse", 1);
+  return kl_fe_call1(KL_OP_CUMSUM, in, 1, attrs, n_attrs);
+}
+
+kl_tensor *kl_scatter(kl_tensor *data, int64_t dim, kl_tensor *index, kl_tensor *src,
+                      const char *reduce) {
+  kl_tensor *in[] = {data, index, src};
+  kl_ir_attr attrs[2] = {attr_int("dim", dim)};
+  int n_attrs = 1;
+  if (reduce && strcmp(reduce, "none"))
+    attrs[n_attrs++] = attr_string("reduce", reduce);
+  return kl_fe_call1(KL_OP_SCATTER, in, 3, attrs, n_attrs);
+}
+
+kl_tensor *kl_scatter_nd(kl_tensor *data, kl_tensor *indices, kl_tensor *updates,
+                         const char *reduction) {
+  kl_tensor *in[] = {data, indices, updates};
+  kl_ir_attr attrs[1];
+  int n_attrs = 0;
+  if (reduction && strcmp(reduction, "none"))
+    attrs[n_attrs++] = attr_string("reduction", reduction);
+  return kl_fe_call1(KL_OP_SCATTER_ND, in, 3, attrs, n_attrs);
+}
+
+kl_tensor *kl_gather_nd(kl_tensor *data, kl_tensor *indices, int64_t batch_dims) {
+  kl_tensor *in[] = {data, indices};
+  kl_ir_attr attrs[1];
+  int n_attrs = 0;
+  if (batch_dims)
+    attrs[n_attrs++] = attr_int("batch_dims", batch_dims);
+  return kl_fe_call1(KL_OP_GATHER_ND, in, 2, attrs, n_attrs);
+}
+
+/* ---- resize and grid sample (issue 4) ------------------------------------------------ */
+
+kl_tensor *kl_resize(kl_tensor *x, int n_sizes, const int64_t *sizes, const char *mode,
+                     const char *coord) {
+  if (!check_list("kl_resize", "sizes", n_sizes, sizes) ||
+      !check_max("kl_resize", "sizes", n_sizes, KL_MAX_RANK))
+    return NULL;
+  kl_tensor *in[] = {x};
+  kl_ir_attr attrs[3] = {attr_ints("size", sizes, n_sizes)};
+  int n_attrs = 1;
+  if (mode && strcmp(mode, "nearest"))
+    attrs[n_attrs++] = attr_string("mode", mode);
+  if (coord && strcmp(coord, "half_pixel"))
+    attrs[n_attrs++] = attr_string("coordinate_transformation_mode", coord);
+  return kl_fe_call1(KL_OP_RESIZE, in, 1, attrs, n_attrs);
+}
+
+kl_tensor *kl_grid_sample(kl_tensor *x, kl_tensor *grid, const char *mode,
+                          const char *padding_mode, bool align_corners) {
+  kl_tensor *in[] = {x, grid};
+  kl_ir_attr attrs[3];
+  int n_attrs = 0;
+  if (mode && strcmp(mode, "linear"))
+    attrs[n_attrs++] = attr_string("mode", mode);
+  if (padding_mode && strcmp(padding_mode, "zeros"))
+    attrs[n_attrs++] = attr_string("padding_mode", padding_mode);
+  if (align_corners)
+    attrs[n_attrs++] = attr_int("align_corners", 1);
+  return kl_fe_call1(KL_OP_GRID_SAMPLE, in, 2, attrs, n_attrs);
 }

@@ -208,6 +208,84 @@ kl_tensor *kl_mean(kl_tensor *x, int n_dims, const int64_t *dims, bool keepdim);
 kl_tensor *kl_amax(kl_tensor *x, int n_dims, const int64_t *dims, bool keepdim);
 kl_tensor *kl_amin(kl_tensor *x, int n_dims, const int64_t *dims, bool keepdim);
 
+/* ---- reductions and indexing (issue 4) ---- */
+kl_tensor *kl_prod(kl_tensor *x, int n_dims, const int64_t *dims, bool keepdim);
+/* Cumulative sum along dim; exclusive and reverse as ONNX CumSum. */
+kl_tensor *kl_cumsum(kl_tensor *x, int64_t dim, bool exclusive, bool reverse);
+/* torch.scatter: data with src[i..] written (reduce NULL or "none") or combined ("add", "mul",
+ * "max", "min") at index[i..] along dim (ONNX ScatterElements). */
+kl_tensor *kl_scatter(kl_tensor *data, int64_t dim, kl_tensor *index, kl_tensor *src,
+                      const char *reduce);
+/* ONNX ScatterND and GatherND (reduction as kl_scatter's reduce). */
+kl_tensor *kl_scatter_nd(kl_tensor *data, kl_tensor *indices, kl_tensor *updates,
+                         const char *reduction);
+kl_tensor *kl_gather_nd(kl_tensor *data, kl_tensor *indices, int64_t batch_dims);
+
+/* ---- elementwise math (issue 4) ---- */
+/* Floats only, except kl_sign (any non-Bool dtype). kl_round rounds half to even. */
+kl_tensor *kl_sin(kl_tensor *x);
+kl_tensor *kl_cos(kl_tensor *x);
+kl_tensor *kl_tan(kl_tensor *x);
+kl_tensor *kl_asin(kl_tensor *x);
+kl_tensor *kl_acos(kl_tensor *x);
+kl_tensor *kl_atan(kl_tensor *x);
+kl_tensor *kl_sinh(kl_tensor *x);
+kl_tensor *kl_cosh(kl_tensor *x);
+kl_tensor *kl_asinh(kl_tensor *x);
+kl_tensor *kl_acosh(kl_tensor *x);
+kl_tensor *kl_atanh(kl_tensor *x);
+kl_tensor *kl_floor(kl_tensor *x);
+kl_tensor *kl_ceil(kl_tensor *x);
+kl_tensor *kl_round(kl_tensor *x);
+kl_tensor *kl_sign(kl_tensor *x);
+/* a mod b with the divisor's sign (Python %, torch.remainder) or the dividend's (C fmod);
+ * integer division by zero is an error. */
+kl_tensor *kl_remainder(kl_tensor *a, kl_tensor *b);
+kl_tensor *kl_fmod(kl_tensor *a, kl_tensor *b);
+/* Integer tensors only; shifting by a negative amount or by the dtype's width or more gives 0
+ * (-1 for a negative a shifted right). */
+kl_tensor *kl_bitwise_left_shift(kl_tensor *a, kl_tensor *b);
+kl_tensor *kl_bitwise_right_shift(kl_tensor *a, kl_tensor *b);
+
+/* ---- resize and grid sample (issue 4) ---- */
+/* ONNX Resize of a floating-point x to sizes (one per dim, n_sizes = rank). mode "nearest",
+ * "linear" or "cubic" (NULL: nearest); coord one of ONNX's coordinate_transformation_mode
+ * names (NULL: "half_pixel"). Other attributes take ONNX's defaults. */
+kl_tensor *kl_resize(kl_tensor *x, int n_sizes, const int64_t *sizes, const char *mode,
+                     const char *coord);
+/* ONNX GridSample / torch grid_sample: x (N, C, D1..Dk), grid (N, O1..Ok, k) in [-1, 1].
+ * mode "nearest", "linear" or "cubic" (NULL: linear); padding_mode "zeros", "border" or
+ * "reflection" (NULL: zeros). */
+kl_tensor *kl_grid_sample(kl_tensor *x, kl_tensor *grid, const char *mode,
+                          const char *padding_mode, bool align_corners);
+
+/* ---- recurrent (issue 4, eager_rnn.c) ---- */
+/* ONNX RNN, GRU and LSTM (ir/op_params.h has the rules). Zero or NULL fields take ONNX's
+ * defaults: direction "forward", the op's activations, no clip, sequence-major layout. */
+typedef struct kl_rnn_opts {
+  int64_t hidden_size;           /* required, > 0 */
+  const char *direction;         /* "forward", "reverse" or "bidirectional" */
+  int n_activations;             /* names such as "Tanh", "Sigmoid", "LeakyRelu" */
+  const char *const *activations;
+  int n_alpha, n_beta;           /* how they are read: ir/op_params.h */
+  const double *activation_alpha, *activation_beta;
+  double clip;                   /* > 0: gate inputs clamped to [-clip, clip] */
+  bool batch_first;              /* layout=1: X (batch, seq, in), Y (batch, seq, dirs, H) */
+  bool linear_before_reset;      /* GRU only */
+  bool input_forget;             /* LSTM only */
+} kl_rnn_opts;
+/* x (seq, batch, in), w (dirs, G*H, in), r (dirs, G*H, H) with G = 1 (RNN), 3 (GRU), 4 (LSTM);
+ * b (dirs, 2*G*H), seq_lens (batch) Int, h0 and c0 (dirs, batch, H), p (dirs, 3*H) may be
+ * NULL. Writes y (seq, dirs, batch, H), the last hidden state out_h (dirs, batch, H) and, for
+ * LSTM, the last cell state out_c; any out_ pointer may be NULL. false on error (reported). */
+bool kl_rnn(kl_tensor *x, kl_tensor *w, kl_tensor *r, kl_tensor *b, kl_tensor *seq_lens,
+            kl_tensor *h0, const kl_rnn_opts *opts, kl_tensor **out_y, kl_tensor **out_h);
+bool kl_gru(kl_tensor *x, kl_tensor *w, kl_tensor *r, kl_tensor *b, kl_tensor *seq_lens,
+            kl_tensor *h0, const kl_rnn_opts *opts, kl_tensor **out_y, kl_tensor **out_h);
+bool kl_lstm(kl_tensor *x, kl_tensor *w, kl_tensor *r, kl_tensor *b, kl_tensor *seq_lens,
+             kl_tensor *h0, kl_tensor *c0, kl_tensor *p, const kl_rnn_opts *opts,
+             kl_tensor **out_y, kl_tensor **out_h, kl_tensor **out_c);
+
 /* ---- modules and parameters ---------------------------------------------------------- */
 
 /* A module tree owns named parameters: a child "layer1" of a child "0" names its parameter

@@ -136,17 +136,19 @@ kl_status kl_ir_pool2d_params(const kl_ir_node *n, kl_rt_pool2d_params *out, boo
   KL_RETURN_IF_ERROR(get_pair(n, "kernel_size", NULL, 1, false, out->kernel));
   KL_RETURN_IF_ERROR(get_pair(n, "stride", out->kernel, 1, true, out->stride));
   KL_RETURN_IF_ERROR(get_padding(n, out->pad));
-  /* PyTorch: "pad should be at most half of kernel size", so no window lies wholly in padding. */
-  for (int i = 0; i < 4; i++) {
-    int64_t k = out->kernel[i % 2];
-    if (out->pad[i] > k / 2)
-      return param_error(n, "padding %lld is more than half the kernel size %lld",
-                         (long long)out->pad[i], (long long)k);
-  }
   if (is_max) {
     KL_RETURN_IF_ERROR(get_pair(n, "dilation", ones2, 1, false, out->dilation));
   } else {
     out->dilation[0] = out->dilation[1] = 1;
+  }
+  /* PyTorch wants pad <= kernel / 2; ONNX allows more (issue 4: test_averagepool_2d_pads). What
+   * the kernels need is that no window lies wholly in padding: pad < the dilated kernel. */
+  for (int i = 0; i < 4; i++) {
+    int64_t k = out->kernel[i % 2], d = out->dilation[i % 2];
+    if (out->pad[i] > 0 && (out->pad[i] - 1) / d >= k - 1) /* pad > (k - 1) * d, unoverflowed */
+      return param_error(n, "padding %lld is not less than the kernel size %lld (dilated), so a "
+                         "window would lie wholly in padding", (long long)out->pad[i],
+                         (long long)k);
   }
   int64_t ceil_mode = 0, count_include_pad = 1;
   KL_RETURN_IF_ERROR(get_int(n, "ceil_mode", 0, &ceil_mode));
@@ -209,6 +211,22 @@ kl_status kl_ir_unary_params(const kl_ir_node *n, kl_rt_unary_op *out_op, double
   case KL_OP_ERF: op = KL_UNARY_ERF; break;
   case KL_OP_NEG: op = KL_UNARY_NEG; break;
   case KL_OP_ABS: op = KL_UNARY_ABS; break;
+  /* ---- elementwise math (issue 4) ---- */
+  case KL_OP_SIN: op = KL_UNARY_SIN; break;
+  case KL_OP_COS: op = KL_UNARY_COS; break;
+  case KL_OP_TAN: op = KL_UNARY_TAN; break;
+  case KL_OP_ASIN: op = KL_UNARY_ASIN; break;
+  case KL_OP_ACOS: op = KL_UNARY_ACOS; break;
+  case KL_OP_ATAN: op = KL_UNARY_ATAN; break;
+  case KL_OP_SINH: op = KL_UNARY_SINH; break;
+  case KL_OP_COSH: op = KL_UNARY_COSH; break;
+  case KL_OP_ASINH: op = KL_UNARY_ASINH; break;
+  case KL_OP_ACOSH: op = KL_UNARY_ACOSH; break;
+  case KL_OP_ATANH: op = KL_UNARY_ATANH; break;
+  case KL_OP_FLOOR: op = KL_UNARY_FLOOR; break;
+  case KL_OP_CEIL: op = KL_UNARY_CEIL; break;
+  case KL_OP_ROUND: op = KL_UNARY_ROUND; break;
+  case KL_OP_SIGN: op = KL_UNARY_SIGN; break;
   case KL_OP_DROPOUT: {
     /* Inference only: dropout is the identity; training mode would need randomness. */
     double p = 0;
@@ -252,6 +270,11 @@ kl_status kl_ir_binary_params(const kl_ir_node *n, kl_rt_binary_op *out_op) {
   case KL_OP_LE: op = KL_BINARY_LE; break;
   case KL_OP_GT: op = KL_BINARY_GT; break;
   case KL_OP_GE: op = KL_BINARY_GE; break;
+  /* ---- elementwise math (issue 4) ---- */
+  case KL_OP_REMAINDER: op = KL_BINARY_REMAINDER; break;
+  case KL_OP_FMOD: op = KL_BINARY_FMOD; break;
+  case KL_OP_BITWISE_LEFT_SHIFT: op = KL_BINARY_SHL; break;
+  case KL_OP_BITWISE_RIGHT_SHIFT: op = KL_BINARY_SHR; break;
   default: return param_error(n, "not a binary elementwise op");
   }
   if (out_op)
@@ -267,6 +290,7 @@ kl_status kl_ir_reduce_params(const kl_ir_node *n, int rank, kl_rt_reduce_op *ou
   case KL_OP_MEAN: op = KL_REDUCE_MEAN; break;
   case KL_OP_AMAX: op = KL_REDUCE_MAX; break;
   case KL_OP_AMIN: op = KL_REDUCE_MIN; break;
+  case KL_OP_PROD: op = KL_REDUCE_PROD; break; /* issue 4 */
   default: return param_error(n, "not a reduction");
   }
   if (rank < 0 || rank > KL_MAX_RANK)

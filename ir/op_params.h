@@ -52,4 +52,39 @@ kl_status kl_ir_pad_params(const kl_ir_node *n, int rank, int64_t *out_pad, doub
 kl_status kl_ir_gather_params(const kl_ir_node *n, int data_rank, int *out_axis,
                               bool *out_allow_negative, bool *out_indices_1d);
 
+/* ---- recurrent (issue 4), in ir/shape_rnn.c ----
+ * onnx::RNN, onnx::GRU, onnx::LSTM take ONNX's attributes and inputs (X, W, R, B, sequence_lens,
+ * initial_h, initial_c, P); an omitted optional input is left off the end or, before a present
+ * one, given as a 1-D tensor of size 0. hidden_size (required), direction ["forward"] or
+ * "reverse" or "bidirectional", activations [RNN: Tanh; GRU: Sigmoid, Tanh; LSTM: Sigmoid,
+ * Tanh, Tanh] per direction (one direction's list serves both when bidirectional),
+ * activation_alpha / activation_beta: GRU and LSTM consume them in order, by the activations
+ * that take one (the spec's wording, ONNX Runtime's reading); RNN gives entry i to activation
+ * i (ONNX's reference and ONNX Runtime); past the end, ONNX's default for the activation, clip [none], layout [0], linear_before_reset [0] (GRU),
+ * input_forget [0] (LSTM). Names of activations are matched without regard to case. */
+kl_status kl_ir_rnn_params(const kl_ir_node *n, kl_rt_rnn_params *out);
+
+/* ---- reductions and indexing (issue 4), in ir/shape_index.c ----
+ * aten::prod as aten::sum (kl_ir_reduce_params). aten::cumsum: dim (required), exclusive [0],
+ * reverse [0] as ONNX CumSum. aten::scatter: dim (required), reduce ["none"]; onnx::ScatterND:
+ * reduction ["none"]; both take "none", "add", "mul", "max", "min". onnx::GatherND: batch_dims
+ * [0]. */
+kl_status kl_ir_cumsum_params(const kl_ir_node *n, int rank, int *out_dim, bool *out_exclusive,
+                              bool *out_reverse);
+/* out_dim is left alone for onnx::ScatterND (it has none); out_dim may be NULL. */
+kl_status kl_ir_scatter_params(const kl_ir_node *n, int rank, int *out_dim,
+                               kl_rt_scatter_reduce *out_reduce);
+kl_status kl_ir_gather_nd_params(const kl_ir_node *n, int *out_batch_dims);
+
+
+/* ---- resize and grid sample (issue 4), in ir/shape_resize.c ----
+ * onnx::Resize: size (required, one per dim), scales [size / input size], roi [0s then 1s],
+ * mode ["nearest"], coordinate_transformation_mode ["half_pixel"], nearest_mode
+ * ["round_prefer_floor"], cubic_coeff_a [-0.75], exclude_outside [0], extrapolation_value [0],
+ * antialias [0]. onnx::GridSample: mode ["linear"], padding_mode ["zeros"], align_corners [0]. */
+kl_status kl_ir_resize_params(const kl_ir_node *n, int rank, const int64_t *in_shape,
+                              kl_rt_resize_params *out);
+kl_status kl_ir_grid_sample_params(const kl_ir_node *n, kl_rt_resize_mode *out_mode,
+                                   kl_rt_grid_padding *out_padding, bool *out_align_corners);
+
 #endif

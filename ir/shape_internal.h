@@ -31,6 +31,7 @@ KL_SHAPE_FN(unary);
 KL_SHAPE_FN(unary_float);
 KL_SHAPE_FN(binary);
 KL_SHAPE_FN(compare);
+KL_SHAPE_FN(binary_int); /* integer operands only: shifts (issue 4) */
 KL_SHAPE_FN(where);
 KL_SHAPE_FN(cast);
 KL_SHAPE_FN(reduce);
@@ -54,6 +55,13 @@ KL_SHAPE_FN(slice);
 KL_SHAPE_FN(constant_pad);
 KL_SHAPE_FN(embedding);
 KL_SHAPE_FN(gather);
+
+/* ---- shape_rnn.c: onnx::RNN, onnx::GRU, onnx::LSTM (issue 4) --------------------------- */
+KL_SHAPE_FN(rnn);
+
+/* ---- shape_resize.c: onnx::Resize, onnx::GridSample (issue 4) --------------------------- */
+KL_SHAPE_FN(resize);
+KL_SHAPE_FN(grid_sample);
 
 /* ---- helpers (shape_nn.c) --------------------------------------------------------------- */
 
@@ -103,5 +111,11 @@ bool kl_shape_broadcast_dim(const kl_ir_node *node, kl_ir_dim a, kl_ir_dim b, kl
  * left alone. The error names both inputs. */
 kl_status kl_shape_broadcast(const kl_ir_node *node, const kl_ir_type *a, const char *a_what,
                              const kl_ir_type *b, const char *b_what, kl_ir_type *out);
+
+/* ---- shape_index.c: prod uses reduce; cumsum, scatter, ScatterND, GatherND (issue 4) ---- */
+KL_SHAPE_FN(cumsum);
+KL_SHAPE_FN(scatter);
+KL_SHAPE_FN(scatter_nd);
+KL_SHAPE_FN(gather_nd);
 
 #endif

@@ -576,6 +576,17 @@ KL_SHAPE_FN(compare) {
   return kl_shape_broadcast(node, &in[0], "input", &in[1], "other", &out[0]);
 }
 
+/* Shifts (issue 4): binary broadcasting on integer operands only, Bool excluded. */
+KL_SHAPE_FN(binary_int) {
+  KL_RETURN_IF_ERROR(kl_shape_check_arity(node, in, n_in, 2, 2, n_out, 1, 1));
+  KL_RETURN_IF_ERROR(kl_shape_require_same_dtype(node, &in[0], "input", &in[1], "other"));
+  if (kl_dtype_is_float(in[0].dtype) || in[0].dtype == KL_BOOL)
+    return kl_shape_error(node, "input %s must be an integer tensor",
+                          kl_shape_fmt(node, &in[0]).s);
+  out[0].dtype = in[0].dtype;
+  return kl_shape_broadcast(node, &in[0], "input", &in[1], "other", &out[0]);
+}
+
 /* aten::where(condition : Bool, input, other): all three broadcast together. */
 KL_SHAPE_FN(where) {
   KL_RETURN_IF_ERROR(kl_shape_check_arity(node, in, n_in, 3, 3, n_out, 1, 1));
@@ -604,8 +615,9 @@ KL_SHAPE_FN(cast) {
 
 /* ---- reductions ------------------------------------------------------------------------- */
 
-/* aten::sum/mean/amax/amin. As in PyTorch, sum of an integer or Bool input is Long; mean needs
- * a float input; amax/amin of an empty reduced dim is an error (no identity to return). */
+/* aten::sum/mean/amax/amin/prod. As in PyTorch, sum and prod of an integer or Bool input are
+ * Long; mean needs a float input; amax/amin of an empty reduced dim is an error for integers (no
+ * identity to return) and -inf/+inf for floats, as ONNX has it. */
 KL_SHAPE_FN(reduce) {
   KL_RETURN_IF_ERROR(kl_shape_check_arity(node, in, n_in, 1, 1, n_out, 1, 1));
   const kl_ir_type *x = &in[0];
@@ -615,7 +627,7 @@ KL_SHAPE_FN(reduce) {
   if (op == KL_REDUCE_MEAN)
     KL_RETURN_IF_ERROR(kl_shape_require_float(node, x, "input"));
   kl_ir_type y = *x;
-  if (op == KL_REDUCE_SUM && !kl_dtype_is_float(x->dtype))
+  if ((op == KL_REDUCE_SUM || op == KL_REDUCE_PROD) && !kl_dtype_is_float(x->dtype))
     y.dtype = KL_I64;
   y.rank = 0;
   for (int d = 0; d < x->rank; d++) {
@@ -624,7 +636,7 @@ KL_SHAPE_FN(reduce) {
       continue;
     }
     if ((op == KL_REDUCE_MAX || op == KL_REDUCE_MIN) && kl_ir_dim_is_static(x->dims[d]) &&
-        x->dims[d].size == 0)
+        x->dims[d].size == 0 && !kl_dtype_is_float(x->dtype))
       return kl_shape_error(node, "input %s: reduced dim %d is empty, so it has no %s",
                             kl_shape_fmt(node, x).s, d, op == KL_REDUCE_MAX ? "max" : "min");
     if (keepdim)

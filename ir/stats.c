@@ -156,6 +156,64 @@ kl_status kl_ir_node_flops(const kl_ir_node *n, int64_t *out_flops, bool *out_st
       return overflow(n);
     break;
   }
+  /* ---- reductions and indexing (issue 4): aten::prod is counted as a reduction below ---- */
+  case KL_OP_CUMSUM: /* one add per element */
+    f = out;
+    break;
+  case KL_OP_SCATTER:    /* one combine per index (src element) unless plain copies */
+  case KL_OP_SCATTER_ND: /* one combine per element of updates */
+    f = 0;
+    if (strcmp(kl_ir_node_string(n, n->op == KL_OP_SCATTER ? "reduce" : "reduction", "none"),
+               "none"))
+      ok = n->n_inputs == 3 && value_numel(n->inputs[n->op == KL_OP_SCATTER ? 1 : 2], &f);
+    break;
+  case KL_OP_GATHER_ND: /* copies only */
+    f = 0;
+    break;
+  /* ---- resize and grid sample (issue 4): a multiply and an add per tap; nearest copies.
+   * Resize filters each resized dim separately (2 taps linear, 4 cubic; antialias widens this,
+   * not counted); GridSample blends taps^k input values per output element (k spatial dims). */
+  case KL_OP_RESIZE: {
+    const char *mode = kl_ir_node_string(n, "mode", "nearest");
+    int64_t taps = !strcmp(mode, "linear") ? 2 : !strcmp(mode, "cubic") ? 4 : 0, resized = 0;
+    const kl_ir_attr *size = kl_ir_node_attr(n, "size");
+    ok = ok && n->n_inputs == 1 && size && size->kind == KL_ATTR_INTS &&
+         size->n == n->inputs[0]->type.rank;
+    for (int d = 0; ok && d < size->n; d++) {
+      int64_t in;
+      ok = value_dim(n->inputs[0], d, &in);
+      resized += ok && in != size->u.is[d];
+    }
+    if (ok && (!kl_mul_i64(out, 2 * taps * resized, &f)))
+      return overflow(n);
+    break;
+  }
+  case KL_OP_GRID_SAMPLE: {
+    const char *mode = kl_ir_node_string(n, "mode", "linear");
+    int64_t taps = !strcmp(mode, "nearest") ? 0 : strstr(mode, "cubic") ? 4 : 2, per = 2;
+    int k = n->outputs[0]->type.rank - 2;
+    for (int d = 0; d < k && taps; d++)
+      if (!mul_into(&per, taps))
+        return overflow(n);
+    if (ok && !kl_mul_i64(out, taps ? per : 0, &f))
+      return overflow(n);
+    break;
+  }
+  /* ---- recurrent (issue 4): per step, the gate products plus elementwise work ---- */
+  case KL_OP_RNN:
+  case KL_OP_GRU:
+  case KL_OP_LSTM: {
+    int64_t g = n->op == KL_OP_LSTM ? 4 : n->op == KL_OP_GRU ? 3 : 1, h, in, per;
+    int64_t update = n->op == KL_OP_LSTM ? 5 : n->op == KL_OP_GRU ? 4 : 0;
+    ok = ok && n->n_inputs >= 3 && value_dim(n->inputs[2], -1, &h) && h > 0 &&
+         value_dim(n->inputs[1], -1, &in);
+    if (!ok)
+      break;
+    if (!kl_add_i64(in, h, &per) || !mul_into(&per, 2 * g) || !kl_add_i64(per, 4 * g + update, &per) ||
+        !kl_mul_i64(out, per, &f)) /* out / H steps times H * per */
+      return overflow(n);
+    break;
+  }
   default:
     if (info->category == KL_FUSE_REDUCTION) {
       ok = n->n_inputs >= 1 && value_numel(n->inputs[0], &f);

@@ -14,6 +14,13 @@
  *   elementwise and broadcast ops (relu, gelu, add, eq, where, ...)  out
  *   reductions            input elements
  *   aten::to, aten::dropout, data movement (reshape, permute, cat, gather, ...), prim::*   0
+ *   onnx::RNN, GRU, LSTM (issue 4)  with G gates (1, 3, 4), steps = out / H (time steps times
+ *                         directions times batch): steps * (2 * G * H * (in + H) for the gate
+ *                         products + 4 * G * H for biases, adds and activations + a state
+ *                         update of 4 * H (GRU) or 5 * H (LSTM)); sequence_lens is ignored
+ *   onnx::Resize (issue 4)  2 * out * taps * (dims whose size changes); taps 2 (linear) or
+ *                         4 (cubic), 0 for nearest (copies); antialias's wider filter not counted
+ *   onnx::GridSample (issue 4)  2 * out * taps^k (k spatial dims; taps as Resize)
  * Sub-blocks are counted once each: both branches of a prim::If, one trip of a prim::Loop (whose
  * trip count is not static, which makes the estimate partial). A node whose needed dims are not
  * static adds nothing and makes the estimate partial. */

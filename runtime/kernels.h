@@ -36,10 +36,28 @@ typedef enum kl_rt_unary_op {
   KL_UNARY_NEG,
   KL_UNARY_ABS,
   KL_UNARY_IDENTITY,
+  /* ---- elementwise math (issue 4) ---- */
+  KL_UNARY_SIN,
+  KL_UNARY_COS,
+  KL_UNARY_TAN,
+  KL_UNARY_ASIN,
+  KL_UNARY_ACOS,
+  KL_UNARY_ATAN,
+  KL_UNARY_SINH,
+  KL_UNARY_COSH,
+  KL_UNARY_ASINH,
+  KL_UNARY_ACOSH,
+  KL_UNARY_ATANH,
+  KL_UNARY_FLOOR,
+  KL_UNARY_CEIL,
+  KL_UNARY_ROUND, /* half to even */
+  KL_UNARY_SIGN,  /* -1, 0 or 1 (nan stays nan) */
+  KL_UNARY_OP_COUNT /* keep last: not an op */
 } kl_rt_unary_op;
 
 /* a, b: the op's parameters (CLAMP: min, max, +-INFINITY when unbounded; LEAKY_RELU: slope).
- * Integer dtypes are accepted by RELU, CLAMP, NEG, ABS and IDENTITY; the rest need floats. */
+ * Integer dtypes are accepted by RELU, CLAMP, NEG, ABS, SIGN and IDENTITY; the rest need
+ * floats. */
 kl_status kl_rt_unary(kl_rt_unary_op op, double a, double b, const kl_tensor *x, kl_tensor *y);
 
 /* y = x converted to y->dtype (float to int truncates toward zero; to bool: x != 0). */
@@ -60,6 +78,13 @@ typedef enum kl_rt_binary_op {
   KL_BINARY_LE,
   KL_BINARY_GT,
   KL_BINARY_GE,
+  /* ---- elementwise math (issue 4) ---- */
+  KL_BINARY_REMAINDER, /* a - floor(a / b) * b: the divisor's sign (Python %) */
+  KL_BINARY_FMOD,      /* C fmod: the dividend's sign; integers: division by zero is an error */
+  KL_BINARY_SHL,       /* integers only: a << b; b < 0 or >= the dtype's bits gives 0 */
+  KL_BINARY_SHR,       /* integers only: a >> b, arithmetic for signed dtypes; b < 0 or >= the
+                        * dtype's bits gives 0 (or -1 for a negative a) */
+  KL_BINARY_OP_COUNT   /* keep last: not an op */
 } kl_rt_binary_op;
 
 /* a and b share a dtype; y has the broadcast shape (and Bool dtype for comparisons). */
@@ -126,6 +151,7 @@ typedef enum kl_rt_reduce_op {
   KL_REDUCE_MEAN,
   KL_REDUCE_MAX,
   KL_REDUCE_MIN,
+  KL_REDUCE_PROD, /* issue 4: aten::prod */
 } kl_rt_reduce_op;
 
 /* Reduces x over the dims where reduce_dim[d] is true; y holds the kept dims in order (with or
@@ -154,5 +180,105 @@ kl_status kl_rt_constant_pad(const kl_tensor *x, const int64_t *pad, double valu
  * indices out of range (the message names the index and the bound). */
 kl_status kl_rt_gather(const kl_tensor *x, const kl_tensor *indices, int axis, bool allow_negative,
                        kl_tensor *y);
+
+/* ---- recurrent (issue 4): ONNX RNN, GRU, LSTM (runtime/kernels/rnn.c) ---------------- */
+typedef enum kl_rt_rnn_kind { KL_RT_RNN, KL_RT_GRU, KL_RT_LSTM } kl_rt_rnn_kind;
+typedef enum kl_rt_rnn_act {
+  KL_RT_ACT_RELU, KL_RT_ACT_TANH, KL_RT_ACT_SIGMOID, KL_RT_ACT_AFFINE, KL_RT_ACT_LEAKY_RELU,
+  KL_RT_ACT_THRESHOLDED_RELU, KL_RT_ACT_SCALED_TANH, KL_RT_ACT_HARD_SIGMOID, KL_RT_ACT_ELU,
+  KL_RT_ACT_SOFTSIGN, KL_RT_ACT_SOFTPLUS
+} kl_rt_rnn_act;
+#define KL_RT_RNN_MAX_ACTS 6 /* 3 functions (LSTM's f, g, h) per direction, 2 directions */
+typedef struct kl_rt_rnn_params {
+  kl_rt_rnn_kind kind;
+  int64_t hidden;      /* H */
+  int num_directions;  /* 1 or 2 */
+  bool reverse;        /* with num_directions 1: run from the last time step */
+  bool layout_batch;   /* layout 1: X (batch, seq, in), Y (batch, seq, dirs, H), Y_h (batch, dirs, H) */
+  bool has_clip;
+  double clip;         /* gate pre-activations clamped to [-clip, clip] */
+  bool linear_before_reset; /* GRU */
+  bool input_forget;   /* LSTM: f = 1 - i */
+  kl_rt_rnn_act act[KL_RT_RNN_MAX_ACTS]; /* per direction: f, g (GRU, LSTM), h (LSTM) */
+  double alpha[KL_RT_RNN_MAX_ACTS], beta[KL_RT_RNN_MAX_ACTS];
+} kl_rt_rnn_params;
+/* One ONNX RNN/GRU/LSTM node (G gates: 1, 3, 4): X (seq, batch, in), W (dirs, G*H, in),
+ * R (dirs, G*H, H), B (dirs, 2*G*H), seq_lens (batch) Int, h0 and c0 (dirs, batch, H),
+ * P (dirs, 3*H); the batch-major layout swaps the first two dims of X, Y, h0, c0, Y_h, Y_c.
+ * Optional inputs may be NULL. Y (seq, dirs, batch, H) is zero past a sequence's length;
+ * Y_h and Y_c (LSTM only; NULL otherwise) hold the last state of each direction. */
+kl_status kl_rt_rnn(const kl_rt_rnn_params *p, const kl_tensor *x, const kl_tensor *w,
+                    const kl_tensor *r, const kl_tensor *b, const kl_tensor *seq_lens,
+                    const kl_tensor *h0, const kl_tensor *c0, const kl_tensor *peep, kl_tensor *y,
+                    kl_tensor *y_h, kl_tensor *y_c);
+
+/* ---- indexing: cumsum, scatter, ScatterND, GatherND (issue 4, runtime/kernels/index.c) ---- */
+/* Cumulative sum along axis; exclusive leaves out the element itself, reverse runs from the
+ * end (ONNX CumSum). x and y have one dtype and shape. */
+kl_status kl_rt_cumsum(const kl_tensor *x, int axis, bool exclusive, bool reverse, kl_tensor *y);
+typedef enum kl_rt_scatter_reduce {
+  KL_SCATTER_NONE,
+  KL_SCATTER_ADD,
+  KL_SCATTER_MUL,
+  KL_SCATTER_MAX,
+  KL_SCATTER_MIN,
+} kl_rt_scatter_reduce;
+/* y = data, then y[..., index[i..], ...] (op)= src[i..] along axis for every element of index
+ * (aten::scatter, ONNX ScatterElements); index, data and src share a rank; negative indices
+ * count from the end; out of range is an error. */
+kl_status kl_rt_scatter(const kl_tensor *data, const kl_tensor *index, const kl_tensor *src,
+                        int axis, kl_rt_scatter_reduce reduction, kl_tensor *y);
+/* y = data, then y[indices[i, :]] (op)= updates[i, ...] (ONNX ScatterND). */
+kl_status kl_rt_scatter_nd(const kl_tensor *data, const kl_tensor *indices,
+                           const kl_tensor *updates, kl_rt_scatter_reduce reduction,
+                           kl_tensor *y);
+/* ONNX GatherND: y = indices.shape[:-1] + data.shape[batch_dims + indices.shape[-1]:]. */
+kl_status kl_rt_gather_nd(const kl_tensor *data, const kl_tensor *indices, int batch_dims,
+                          kl_tensor *y);
+
+
+/* ---- resize and grid sample (issue 4): runtime/kernels/resize.c, grid_sample.c -------- */
+typedef enum kl_rt_resize_mode { KL_RESIZE_NEAREST, KL_RESIZE_LINEAR, KL_RESIZE_CUBIC } kl_rt_resize_mode;
+/* How output index o along a dim of input size I, output size O and scale s maps to an input
+ * coordinate (ONNX Resize's coordinate_transformation_mode). */
+typedef enum kl_rt_resize_coord {
+  KL_RESIZE_HALF_PIXEL,           /* (o + 0.5) / s - 0.5 */
+  KL_RESIZE_HALF_PIXEL_SYMMETRIC, /* half_pixel, centred when O != s * I */
+  KL_RESIZE_PYTORCH_HALF_PIXEL,   /* half_pixel, but -0.5 when s * I == 1 */
+  KL_RESIZE_ALIGN_CORNERS,        /* o * (I - 1) / (s * I - 1) */
+  KL_RESIZE_ASYMMETRIC,           /* o / s */
+  KL_RESIZE_TF_CROP_AND_RESIZE    /* within roi; outside [0, I - 1] gives extrapolation_value */
+} kl_rt_resize_coord;
+typedef enum kl_rt_resize_nearest {
+  KL_NEAREST_ROUND_PREFER_FLOOR,
+  KL_NEAREST_ROUND_PREFER_CEIL,
+  KL_NEAREST_FLOOR,
+  KL_NEAREST_CEIL
+} kl_rt_resize_nearest;
+typedef struct kl_rt_resize_params {
+  kl_rt_resize_mode mode;
+  kl_rt_resize_coord coord;
+  kl_rt_resize_nearest nearest;
+  double cubic_coeff_a;        /* -0.75 as ONNX, -0.5 as TensorFlow */
+  bool exclude_outside;        /* taps outside the input get weight 0; the rest renormalized */
+  bool antialias;              /* linear/cubic: widen the filter by 1/s when downscaling */
+  double extrapolation_value;
+  double scales[KL_MAX_RANK];  /* per dim, > 0 */
+  double roi[2 * KL_MAX_RANK]; /* starts then ends, normalized; tf_crop_and_resize only */
+} kl_rt_resize_params;
+/* ONNX Resize, separably over every dim whose mapping is not the identity; y's shape gives
+ * the output sizes. Computes in double. */
+kl_status kl_rt_resize(const kl_tensor *x, const kl_rt_resize_params *p, kl_tensor *y);
+
+typedef enum kl_rt_grid_padding {
+  KL_GRID_PAD_ZEROS,
+  KL_GRID_PAD_BORDER,
+  KL_GRID_PAD_REFLECTION
+} kl_rt_grid_padding;
+/* ONNX GridSample (PyTorch grid_sample): x (N, C, D1..Dk), grid (N, O1..Om, k) holding
+ * normalized coordinates in [-1, 1], last entry for the last dim -> y (N, C, O1..Om).
+ * mode: nearest (round half to even), linear, cubic (a = -0.75). */
+kl_status kl_rt_grid_sample(const kl_tensor *x, const kl_tensor *grid, kl_rt_resize_mode mode,
+                            kl_rt_grid_padding padding, bool align_corners, kl_tensor *y);
 
 #endif

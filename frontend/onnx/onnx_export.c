@@ -170,6 +170,29 @@ void kl_onnx_ex_attr_string(kl_onnx_exporter *ex, Onnx__NodeProto *node, const c
   a->s.len = strlen(v);
 }
 
+/* ---- list attributes of the recurrent ops (issue 4) ---- */
+void kl_onnx_ex_attr_floats(kl_onnx_exporter *ex, Onnx__NodeProto *node, const char *name,
+                            const double *v, int n) {
+  Onnx__AttributeProto *a =
+      add_attr(ex, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS);
+  a->n_floats = (size_t)n;
+  a->floats = kl_arena_alloc(ex->arena, ((size_t)n + 1) * sizeof *a->floats);
+  for (int i = 0; i < n; i++)
+    a->floats[i] = (float)v[i];
+}
+
+void kl_onnx_ex_attr_strings(kl_onnx_exporter *ex, Onnx__NodeProto *node, const char *name,
+                             const char *const *v, int n) {
+  Onnx__AttributeProto *a =
+      add_attr(ex, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+  a->n_strings = (size_t)n;
+  a->strings = kl_arena_alloc(ex->arena, ((size_t)n + 1) * sizeof *a->strings);
+  for (int i = 0; i < n; i++) {
+    a->strings[i].data = (uint8_t *)kl_arena_strdup(ex->arena, v[i]);
+    a->strings[i].len = strlen(v[i]);
+  }
+}
+
 static void attr_graph(kl_onnx_exporter *ex, Onnx__NodeProto *node, const char *name,
                        Onnx__GraphProto *graph) {
   Onnx__AttributeProto *a =

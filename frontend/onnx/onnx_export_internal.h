@@ -58,4 +58,23 @@ const char *kl_onnx_ex_const_tensor(kl_onnx_exporter *ex, kl_tensor *t);
 /* onnx_export_ops.c: the ONNX node(s) for one leaf op (not Param, Constant or control flow). */
 kl_status kl_onnx_export_op(kl_onnx_exporter *ex, kl_onnx_scope *scope, const kl_ir_node *n);
 
+/* onnx_export_math.c: the elementwise math ops of issue 4 (sin ... sign, remainder, fmod,
+ * shifts). */
+kl_status kl_onnx_export_math(kl_onnx_exporter *ex, kl_onnx_scope *scope, const kl_ir_node *n);
+
+/* onnx_export_resize.c: onnx::Resize and onnx::GridSample (issue 4). */
+kl_status kl_onnx_export_resize(kl_onnx_exporter *ex, kl_onnx_scope *scope, const kl_ir_node *n);
+
+/* onnx_export_index.c: the reductions and indexing ops of issue 4 (prod, cumsum, scatter,
+ * ScatterND, GatherND). */
+kl_status kl_onnx_export_index(kl_onnx_exporter *ex, kl_onnx_scope *scope, const kl_ir_node *n);
+/* ---- recurrent ops (issue 4) ---- */
+/* List attributes (onnx_export.c); floats are written as float32, as ONNX stores them. */
+void kl_onnx_ex_attr_floats(kl_onnx_exporter *ex, Onnx__NodeProto *node, const char *name,
+                            const double *v, int n);
+void kl_onnx_ex_attr_strings(kl_onnx_exporter *ex, Onnx__NodeProto *node, const char *name,
+                             const char *const *v, int n);
+/* onnx_export_rnn.c: onnx::RNN, onnx::GRU, onnx::LSTM. */
+kl_status kl_onnx_export_rnn(kl_onnx_exporter *ex, kl_onnx_scope *scope, const kl_ir_node *n);
+
 #endif

@@ -632,6 +632,39 @@ kl_status kl_onnx_export_op(kl_onnx_exporter *ex, kl_onnx_scope *scope, const kl
   case KL_OP_MEAN: return export_reduce(ex, scope, n, "ReduceMean");
   case KL_OP_AMAX: return export_reduce(ex, scope, n, "ReduceMax");
   case KL_OP_AMIN: return export_reduce(ex, scope, n, "ReduceMin");
+  /* ---- elementwise math (issue 4, onnx_export_math.c) ---- */
+  case KL_OP_SIN:
+  case KL_OP_COS:
+  case KL_OP_TAN:
+  case KL_OP_ASIN:
+  case KL_OP_ACOS:
+  case KL_OP_ATAN:
+  case KL_OP_SINH:
+  case KL_OP_COSH:
+  case KL_OP_ASINH:
+  case KL_OP_ACOSH:
+  case KL_OP_ATANH:
+  case KL_OP_FLOOR:
+  case KL_OP_CEIL:
+  case KL_OP_ROUND:
+  case KL_OP_SIGN:
+  case KL_OP_REMAINDER:
+  case KL_OP_FMOD:
+  case KL_OP_BITWISE_LEFT_SHIFT:
+  case KL_OP_BITWISE_RIGHT_SHIFT: return kl_onnx_export_math(ex, scope, n);
+  /* ---- reductions and indexing (issue 4, onnx_export_index.c) ---- */
+  case KL_OP_PROD:
+  case KL_OP_CUMSUM:
+  case KL_OP_SCATTER:
+  case KL_OP_SCATTER_ND:
+  case KL_OP_GATHER_ND: return kl_onnx_export_index(ex, scope, n);
+  /* ---- resize and grid sample (issue 4, onnx_export_resize.c) ---- */
+  case KL_OP_RESIZE:
+  case KL_OP_GRID_SAMPLE: return kl_onnx_export_resize(ex, scope, n);
+  /* ---- recurrent (issue 4, onnx_export_rnn.c) ---- */
+  case KL_OP_RNN:
+  case KL_OP_GRU:
+  case KL_OP_LSTM: return kl_onnx_export_rnn(ex, scope, n);
   default: break;
   }
   return no_form(ex, n, NULL);

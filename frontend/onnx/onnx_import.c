@@ -717,6 +717,24 @@ static kl_status convert_main_graph(kl_onnx_importer *imp) {
   return s;
 }
 
+/* Initializers read only as constant arguments (a Reshape's shape, a Clip's bounds) leave
+ * parameters and constants nobody uses; they would otherwise come back as unused initializers
+ * on export. Removed here with their weights. */
+static void drop_unused_sources(kl_ir_graph *g) {
+  for (kl_ir_node *n = g->top->first, *next; n; n = next) {
+    next = n->next;
+    if ((n->op != KL_OP_PARAM && n->op != KL_OP_CONSTANT) || n->outputs[0]->n_uses)
+      continue;
+    const char *name = n->op == KL_OP_PARAM ? kl_ir_node_string(n, "name", NULL) : NULL;
+    kl_ir_node_remove(n);
+    bool shared = false;
+    for (kl_ir_node *m = g->top->first; name && m && !shared; m = m->next)
+      shared = m->op == KL_OP_PARAM && !strcmp(kl_ir_node_string(m, "name", ""), name);
+    if (name && !shared)
+      kl_ir_graph_remove_weight(g, name);
+  }
+}
+
 /* ---- entry points ---------------------------------------------------------------------------- */
 
 static kl_status import_buffer(const void *data, size_t size, const char *base_dir,
@@ -762,6 +780,8 @@ static kl_status import_buffer(const void *data, size_t size, const char *base_d
     imp.g = kl_ir_graph_create();
     s = convert_main_graph(&imp);
   }
+  if (!s)
+    drop_unused_sources(imp.g);
   onnx__model_proto__free_unpacked(model, NULL);
   if (s) {
     kl_ir_graph_destroy(imp.g);

@@ -214,16 +214,6 @@ kl_status kl_onnx_map_is_inf(kl_onnx_node_ctx *c) {
                        &c->out[0]);
 }
 
-kl_status kl_onnx_map_sign(kl_onnx_node_ctx *c) {
-  kl_ir_value *x, *p, *n;
-  KL_RETURN_IF_ERROR(kl_onnx_need_x(c, &x));
-  KL_RETURN_IF_ERROR(kl_onnx_emit2(c, KL_OP_GT, x, kl_onnx_like(c, x, 0), &p));
-  KL_RETURN_IF_ERROR(kl_onnx_emit2(c, KL_OP_LT, x, kl_onnx_like(c, x, 0), &n));
-  KL_RETURN_IF_ERROR(kl_onnx_cast(c, p, x->type.dtype, &p));
-  KL_RETURN_IF_ERROR(kl_onnx_cast(c, n, x->type.dtype, &n));
-  return kl_onnx_emit2(c, KL_OP_SUB, p, n, &c->out[0]);
-}
-
 kl_status kl_onnx_map_not(kl_onnx_node_ctx *c) {
   kl_ir_value *x;
   KL_RETURN_IF_ERROR(kl_onnx_need_x(c, &x));

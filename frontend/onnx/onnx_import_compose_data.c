@@ -1,5 +1,5 @@
 /* ONNX ops built from IR data-movement and indexing ops, all on static shapes: Trilu (a
- * constant col - row compared with k), Tile and nearest Resize/Upsample (reshape + expand +
+ * constant col - row compared with k), Tile (reshape + expand +
  * reshape), DepthToSpace and SpaceToDepth (reshape + permute + reshape), ConvTranspose (a
  * convolution of the input with zeros inserted, the kernel flipped and its channels swapped),
  * GatherElements, ArgMax/ArgMin and Hardmax (one-hot masks against a constant arange), the
@@ -115,80 +115,6 @@ kl_status kl_onnx_map_space_to_depth(kl_onnx_node_ctx *c) {
   KL_RETURN_IF_ERROR(kl_onnx_reshape_to(c, x, split, 6, &y));
   KL_RETURN_IF_ERROR(kl_onnx_permute(c, y, perm, 6, &y));
   return kl_onnx_reshape_to(c, y, out, 4, &c->out[0]);
-}
-
-/* Resize / Upsample in nearest mode where every scale is a whole number and the coordinate
- * mapping makes output i read input floor(i / scale): then it is a repeat of each element. */
-kl_status kl_onnx_map_resize(kl_onnx_node_ctx *c) {
-  kl_ir_value *x;
-  KL_RETURN_IF_ERROR(kl_onnx_need_x(c, &x));
-  char mode_buf[32], coord_buf[40], near_buf[40];
-  const char *mode = kl_onnx_attr_string(c, "mode", "nearest", mode_buf, sizeof mode_buf);
-  bool upsample = !strcmp(c->node->op_type, "Upsample");
-  const char *coord = kl_onnx_attr_string(c, "coordinate_transformation_mode",
-                                          upsample || c->opset < 11 ? "asymmetric" : "half_pixel",
-                                          coord_buf, sizeof coord_buf);
-  const char *nearest = kl_onnx_attr_string(c, "nearest_mode",
-                                            upsample || c->opset < 11 ? "floor"
-                                                                       : "round_prefer_floor",
-                                            near_buf, sizeof near_buf);
-  if (strcmp(mode, "nearest"))
-    return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "mode '%s' (kiln supports nearest with "
-                              "whole-number scales)", mode);
-  int rank = x->type.rank;
-  int64_t shape[KL_MAX_RANK], reps[KL_MAX_RANK];
-  KL_RETURN_IF_ERROR(kl_onnx_need_static(c, x, shape));
-  double scales[KL_MAX_RANK];
-  int n_scales = -1;
-  if (upsample && c->opset < 9) {
-    const Onnx__AttributeProto *a = kl_onnx_attr(c->node, "scales");
-    if (!a)
-      return kl_onnx_missing_attr(c, "scales");
-    n_scales = (int)a->n_floats;
-    for (int i = 0; i < n_scales && i < KL_MAX_RANK; i++)
-      scales[i] = a->floats[i];
-  } else {
-    int scale_input = upsample || c->opset < 11 ? 1 : 2;
-    kl_tensor *t = kl_onnx_const_tensor(c, kl_onnx_input(c, scale_input));
-    if (kl_onnx_input(c, scale_input) && !t)
-      return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "input %d (scales) needs a constant",
-                                scale_input);
-    if (t && t->numel > 0) {
-      n_scales = (int)t->numel;
-      for (int i = 0; i < n_scales && i < KL_MAX_RANK; i++)
-        scales[i] = kl_dtype_load_f64(t->dtype, t->data, (size_t)i);
-    } else if (!upsample && c->opset >= 11) {
-      int64_t sizes[KL_MAX_RANK];
-      int n;
-      KL_RETURN_IF_ERROR(kl_onnx_const_ints(c, 3, sizes, KL_MAX_RANK, &n));
-      if (kl_onnx_attr(c->node, "axes"))
-        return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "the axes attribute");
-      n_scales = n;
-      for (int i = 0; i < n && i < rank; i++)
-        scales[i] = shape[i] ? (double)sizes[i] / (double)shape[i] : 1;
-    }
-  }
-  if (n_scales != rank)
-    return kl_onnx_node_error(c, KL_ERR_INVALID_ARGUMENT, "%d scales for rank %d", n_scales,
-                              rank);
-  bool any_above_2 = false;
-  for (int d = 0; d < rank; d++) {
-    reps[d] = (int64_t)scales[d];
-    if (scales[d] < 1 || (double)reps[d] != scales[d])
-      return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "scale %g is not a whole number >= 1",
-                                scales[d]);
-    any_above_2 |= reps[d] > 2;
-  }
-  bool half = !strcmp(coord, "half_pixel") || !strcmp(coord, "pytorch_half_pixel");
-  bool exact = (!strcmp(coord, "asymmetric") && !strcmp(nearest, "floor")) ||
-               (!strcmp(coord, "asymmetric") && !any_above_2 &&
-                !strcmp(nearest, "round_prefer_floor")) ||
-               (half && (!strcmp(nearest, "round_prefer_floor") ||
-                         !strcmp(nearest, "round_prefer_ceil")));
-  if (!exact)
-    return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "coordinate_transformation_mode '%s' "
-                              "with nearest_mode '%s'", coord, nearest);
-  return repeat(c, x, reps, false, &c->out[0]);
 }
 
 /* ConvTranspose (2-D): insert stride-1 zeros between input elements (unsqueeze, pad, reshape,

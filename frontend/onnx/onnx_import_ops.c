@@ -963,7 +963,6 @@ static const op_entry op_table[] = {
     {"Mish", 18, kl_onnx_map_mish},
     {"IsNaN", 9, kl_onnx_map_is_nan},
     {"IsInf", 10, kl_onnx_map_is_inf},
-    {"Sign", 9, kl_onnx_map_sign},
     {"Not", 1, kl_onnx_map_not},
     {"And", 7, kl_onnx_map_logical},
     {"Or", 7, kl_onnx_map_logical},
@@ -993,6 +992,38 @@ static const op_entry op_table[] = {
     {"ArgMin", 1, kl_onnx_map_arg_extreme},
     {"Hardmax", 1, kl_onnx_map_hardmax},
     {"DequantizeLinear", 10, kl_onnx_map_dequantize},
+    /* ---- recurrent (issue 4) ---- */
+    {"RNN", 7, kl_onnx_map_rnn},
+    {"GRU", 7, kl_onnx_map_rnn},
+    {"LSTM", 7, kl_onnx_map_rnn},
+    /* ---- elementwise math (issue 4, onnx_import_math.c) ---- */
+    {"Sin", 7, kl_onnx_map_math_unary},
+    {"Cos", 7, kl_onnx_map_math_unary},
+    {"Tan", 7, kl_onnx_map_math_unary},
+    {"Asin", 7, kl_onnx_map_math_unary},
+    {"Acos", 7, kl_onnx_map_math_unary},
+    {"Atan", 7, kl_onnx_map_math_unary},
+    {"Sinh", 9, kl_onnx_map_math_unary},
+    {"Cosh", 9, kl_onnx_map_math_unary},
+    {"Asinh", 9, kl_onnx_map_math_unary},
+    {"Acosh", 9, kl_onnx_map_math_unary},
+    {"Atanh", 9, kl_onnx_map_math_unary},
+    {"Floor", 6, kl_onnx_map_math_unary},
+    {"Ceil", 6, kl_onnx_map_math_unary},
+    {"Round", 11, kl_onnx_map_math_unary},
+    {"Sign", 9, kl_onnx_map_math_unary},
+    {"Mod", 10, kl_onnx_map_mod},
+    {"BitShift", 11, kl_onnx_map_bit_shift},
+    /* ---- resize and grid sample (issue 4, onnx_import_resize.c) ---- */
+    {"GridSample", 16, kl_onnx_map_grid_sample},
+    /* ---- reductions and indexing (issue 4, onnx_import_index.c) ---- */
+    {"ReduceProd", 1, kl_onnx_map_reduce_prod},
+    {"CumSum", 11, kl_onnx_map_cumsum},
+    {"ScatterElements", 11, kl_onnx_map_scatter_elements},
+    {"Scatter", 9, kl_onnx_map_scatter_elements},
+    {"ScatterND", 11, kl_onnx_map_scatter_nd},
+    {"GatherND", 11, kl_onnx_map_gather_nd},
+    {"Einsum", 12, kl_onnx_map_einsum},
 };
 #define N_OPS (sizeof op_table / sizeof op_table[0])
 

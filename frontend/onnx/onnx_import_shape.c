@@ -37,7 +37,11 @@ kl_status kl_onnx_map_flatten(kl_onnx_node_ctx *c) {
     kl_ir_node_set_int(n, "dim", -1);
     KL_RETURN_IF_ERROR(kl_onnx_finish(c, n, &y));
   }
-  /* y has rank axis + 1 */
+  /* y has rank axis + 1; with axis 1 it is already 2-D */
+  if (axis == 1) {
+    c->out[0] = y;
+    return NULL;
+  }
   if (axis == 0) {
     KL_RETURN_IF_ERROR(kl_onnx_add(c, KL_OP_UNSQUEEZE, &y, 1, &n));
     kl_ir_node_set_int(n, "dim", 0);

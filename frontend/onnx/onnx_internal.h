@@ -188,12 +188,32 @@ kl_status kl_onnx_slice(kl_onnx_node_ctx *c, kl_ir_value *x, int64_t dim, int64_
 /* The mappings of onnx_import_compose.c and onnx_import_compose_data.c. */
 #define KL_ONNX_COMPOSITE_OPS(X)                                                             \
   X(cast_like) X(elu) X(selu) X(celu) X(thresholded_relu) X(softplus) X(softsign) X(prelu)   \
-  X(mish) X(is_nan) X(is_inf) X(sign) X(not) X(logical) X(mean) X(reduce_composite)         \
-  X(trilu) X(tile) X(depth_to_space) X(space_to_depth) X(instance_norm) X(resize)           \
+  X(mish) X(is_nan) X(is_inf) X(not) X(logical) X(mean) X(reduce_composite)         \
+  X(trilu) X(tile) X(depth_to_space) X(space_to_depth) X(instance_norm)                      \
   X(conv_transpose) X(shrink) X(lp_norm) X(mvn) X(group_norm) X(nll_loss)          \
   X(softmax_cross_entropy) X(gather_elements) X(arg_extreme) X(hardmax) X(dequantize)
 #define KL_ONNX_DECLARE_MAP(name) kl_status kl_onnx_map_##name(kl_onnx_node_ctx *c);
 KL_ONNX_COMPOSITE_OPS(KL_ONNX_DECLARE_MAP)
 #undef KL_ONNX_DECLARE_MAP
+
+/* ---- onnx_import_rnn.c: RNN, GRU, LSTM (issue 4) ------------------------------------------ */
+kl_status kl_onnx_map_rnn(kl_onnx_node_ctx *c);
+
+/* ---- onnx_import_math.c: elementwise math (issue 4) ------------------------------------- */
+kl_status kl_onnx_map_math_unary(kl_onnx_node_ctx *c); /* Sin ... Atanh, Floor, Ceil, Round, Sign */
+kl_status kl_onnx_map_mod(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_bit_shift(kl_onnx_node_ctx *c);
+
+/* ---- onnx_import_resize.c: Resize, Upsample, GridSample (issue 4) ---------------------- */
+kl_status kl_onnx_map_resize(kl_onnx_node_ctx *c); /* Resize and Upsample */
+kl_status kl_onnx_map_grid_sample(kl_onnx_node_ctx *c);
+
+/* ---- onnx_import_index.c: reductions and indexing (issue 4) ---------------------------- */
+kl_status kl_onnx_map_reduce_prod(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_cumsum(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_scatter_elements(kl_onnx_node_ctx *c); /* and Scatter (opsets 9-10) */
+kl_status kl_onnx_map_scatter_nd(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_gather_nd(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_einsum(kl_onnx_node_ctx *c);
 
 #endif

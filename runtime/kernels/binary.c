@@ -10,11 +10,24 @@
 
 static const char *binary_name(kl_rt_binary_op op) {
   static const char *const names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                                      "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
+                                      "eq",  "ne",  "lt",  "le",  "gt",  "ge",
+                                      /* elementwise math (issue 4) */
+                                      "remainder", "fmod", "bitwise_left_shift",
+                                      "bitwise_right_shift"};
+  _Static_assert(sizeof names / sizeof names[0] == KL_BINARY_OP_COUNT, "one name per binary op");
   return (unsigned)op < sizeof names / sizeof names[0] ? names[op] : "binary";
 }
 
-static bool is_compare(kl_rt_binary_op op) { return op >= KL_BINARY_EQ; }
+static bool is_compare(kl_rt_binary_op op) { return op >= KL_BINARY_EQ && op <= KL_BINARY_GE; }
+static bool is_shift(kl_rt_binary_op op) { return op == KL_BINARY_SHL || op == KL_BINARY_SHR; }
+
+/* Python's %: fmod, moved into the divisor's sign when the signs differ (torch.remainder). */
+static inline double remainder_f64(double a, double b) {
+  double r = fmod(a, b);
+  if (r != 0 && (r < 0) != (b < 0))
+    r += b;
+  return r;
+}
 
 static inline double binary_f64(kl_rt_binary_op op, double a, double b) {
   switch (op) {
@@ -32,6 +45,11 @@ static inline double binary_f64(kl_rt_binary_op op, double a, double b) {
   case KL_BINARY_LE: return a <= b;
   case KL_BINARY_GT: return a > b;
   case KL_BINARY_GE: return a >= b;
+  case KL_BINARY_REMAINDER: return remainder_f64(a, b);
+  case KL_BINARY_FMOD: return fmod(a, b);
+  case KL_BINARY_SHL:
+  case KL_BINARY_SHR:
+  case KL_BINARY_OP_COUNT: break; /* shifts take integers only (checked before) */
   }
   return 0;
 }
@@ -74,6 +92,24 @@ static inline int64_t binary_i64(kl_rt_binary_op op, int64_t a, int64_t b, int *
   case KL_BINARY_LE: return a <= b;
   case KL_BINARY_GT: return a > b;
   case KL_BINARY_GE: return a >= b;
+  case KL_BINARY_REMAINDER:
+  case KL_BINARY_FMOD: {
+    if (b == 0) {
+      *err = 1;
+      return 0;
+    }
+    if (b == -1)
+      return 0; /* INT64_MIN % -1 traps in C; the remainder is 0 for every a */
+    int64_t r = a % b; /* C: the dividend's sign */
+    if (op == KL_BINARY_REMAINDER && r != 0 && (r < 0) != (b < 0))
+      r += b;
+    return r;
+  }
+  /* Shifts by a negative amount or by 64 or more (where C is undefined) give 0, or -1 for a
+   * negative a shifted right; between the dtype's width and 63 the store truncates to 0. */
+  case KL_BINARY_SHL: return b < 0 || b >= 64 ? 0 : (int64_t)((uint64_t)a << b);
+  case KL_BINARY_SHR: return b < 0 || b >= 64 ? (a < 0 ? -1 : 0) : a >> b;
+  case KL_BINARY_OP_COUNT: break;
   }
   return 0;
 }
@@ -121,7 +157,7 @@ static inline void bcast_next(bcast_iter *it) {
 }
 
 kl_status kl_rt_binary(kl_rt_binary_op op, const kl_tensor *a, const kl_tensor *b, kl_tensor *y) {
-  if ((unsigned)op > KL_BINARY_GE)
+  if ((unsigned)op >= KL_BINARY_OP_COUNT)
     return kl_status_create(KL_ERR_INVALID_ARGUMENT, "binary: unknown op %d", (int)op);
   const char *name = binary_name(op);
   if (a->dtype != b->dtype)
@@ -131,6 +167,9 @@ kl_status kl_rt_binary(kl_rt_binary_op op, const kl_tensor *a, const kl_tensor *
   if (y->dtype != want)
     return kl_status_create(KL_ERR_INVALID_ARGUMENT, "%s: output is %s, expected %s", name,
                             kl_dtype_ir_name(y->dtype), kl_dtype_ir_name(want));
+  if (is_shift(op) && (kl_dtype_is_float(a->dtype) || a->dtype == KL_BOOL))
+    return kl_status_create(KL_ERR_UNSUPPORTED, "%s: needs integer inputs, got %s", name,
+                            kl_dtype_ir_name(a->dtype));
   const kl_tensor *xs[2] = {a, b};
   bcast_iter it;
   KL_RETURN_IF_ERROR(bcast_setup(name, xs, 2, y, &it));

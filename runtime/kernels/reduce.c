@@ -1,4 +1,4 @@
-/* Reductions (sum, mean, max, min) over any set of dims. x is walked once in memory order;
+/* Reductions (sum, mean, max, min, product) over any set of dims. x is walked once in memory order;
  * each element's output slot comes from strides that are zero on the reduced dims, so one loop
  * serves every combination of dims. Float sums accumulate in double; integer sums, maxima and
  * minima stay exact in int64 (integer mean truncates toward zero). */
@@ -13,6 +13,7 @@ static const char *reduce_name(kl_rt_reduce_op op) {
   case KL_REDUCE_MEAN: return "mean";
   case KL_REDUCE_MAX: return "amax";
   case KL_REDUCE_MIN: return "amin";
+  case KL_REDUCE_PROD: return "prod";
   }
   return "reduce";
 }
@@ -20,7 +21,7 @@ static const char *reduce_name(kl_rt_reduce_op op) {
 kl_status kl_rt_reduce(kl_rt_reduce_op op, const kl_tensor *x, const bool *reduce_dim,
                        kl_tensor *y) {
   const char *name = reduce_name(op);
-  if ((unsigned)op > KL_REDUCE_MIN)
+  if ((unsigned)op > KL_REDUCE_PROD)
     return kl_status_create(KL_ERR_INVALID_ARGUMENT, "reduce: unknown op %d", (int)op);
   /* integer sums widen to Long, as PyTorch's do; otherwise the dtype is kept */
   bool widened = !kl_dtype_is_float(x->dtype) && y->dtype == KL_I64;
@@ -42,7 +43,9 @@ kl_status kl_rt_reduce(kl_rt_reduce_op op, const kl_tensor *x, const bool *reduc
     return kl_status_create(KL_ERR_INVALID_ARGUMENT,
                             "%s: reducing %s keeps %lld elements but output %s has %lld", name,
                             KL_SHAPE(x), (long long)kept, KL_SHAPE(y), (long long)y->numel);
-  if ((op == KL_REDUCE_MAX || op == KL_REDUCE_MIN) && group == 0 && kept > 0)
+  /* float max and min of nothing are -inf and +inf (as ONNX has it); integers have no such value */
+  if ((op == KL_REDUCE_MAX || op == KL_REDUCE_MIN) && group == 0 && kept > 0 &&
+      !kl_dtype_is_float(x->dtype))
     return kl_status_create(KL_ERR_INVALID_ARGUMENT,
                             "%s: reducing over an empty dim of %s has no identity", name,
                             KL_SHAPE(x));
@@ -54,9 +57,15 @@ kl_status kl_rt_reduce(kl_rt_reduce_op op, const kl_tensor *x, const bool *reduc
     return kl_rt_oom(name);
   for (int64_t o = 0; o < kept; o++) {
     if (is_float)
-      acc[o] = op == KL_REDUCE_MAX ? -INFINITY : op == KL_REDUCE_MIN ? INFINITY : 0.0;
+      acc[o] = op == KL_REDUCE_MAX   ? -INFINITY
+               : op == KL_REDUCE_MIN ? INFINITY
+               : op == KL_REDUCE_PROD ? 1.0
+                                      : 0.0;
     else
-      iacc[o] = op == KL_REDUCE_MAX ? INT64_MIN : op == KL_REDUCE_MIN ? INT64_MAX : 0;
+      iacc[o] = op == KL_REDUCE_MAX   ? INT64_MIN
+                : op == KL_REDUCE_MIN ? INT64_MAX
+                : op == KL_REDUCE_PROD ? 1
+                                       : 0;
   }
   int64_t idx[KL_MAX_RANK] = {0}, o = 0;
   for (int64_t i = 0; i < x->numel; i++) {
@@ -65,6 +74,8 @@ kl_status kl_rt_reduce(kl_rt_reduce_op op, const kl_tensor *x, const bool *reduc
       double *a = &acc[o];
       if (op == KL_REDUCE_SUM || op == KL_REDUCE_MEAN)
         *a += v;
+      else if (op == KL_REDUCE_PROD)
+        *a *= v;
       else if (v != v || (op == KL_REDUCE_MAX ? v > *a : v < *a))
         *a = *a != *a ? *a : v; /* nan sticks */
     } else {
@@ -72,6 +83,8 @@ kl_status kl_rt_reduce(kl_rt_reduce_op op, const kl_tensor *x, const bool *reduc
       int64_t *a = &iacc[o];
       if (op == KL_REDUCE_SUM || op == KL_REDUCE_MEAN)
         *a = (int64_t)((uint64_t)*a + (uint64_t)v);
+      else if (op == KL_REDUCE_PROD)
+        *a = (int64_t)((uint64_t)*a * (uint64_t)v);
       else if (op == KL_REDUCE_MAX ? v > *a : v < *a)
         *a = v;
     }

@@ -11,8 +11,20 @@ static const char *unary_name(kl_rt_unary_op op) {
   static const char *const names[] = {
       "relu", "clamp",     "leaky_relu", "sigmoid", "hardsigmoid", "hardswish",  "tanh",
       "gelu", "gelu_tanh", "silu",       "sqrt",    "rsqrt",       "reciprocal", "exp",
-      "log",  "erf",       "neg",        "abs",     "identity"};
+      "log",  "erf",       "neg",        "abs",     "identity",
+      /* elementwise math (issue 4) */
+      "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+      "floor", "ceil", "round", "sign"};
+  _Static_assert(sizeof names / sizeof names[0] == KL_UNARY_OP_COUNT, "one name per unary op");
   return (unsigned)op < sizeof names / sizeof names[0] ? names[op] : "unary";
+}
+
+/* Round half to even, independent of the FP environment's rounding mode. */
+static inline double round_half_even(double x) {
+  double r = floor(x), frac = x - r; /* inf and nan fall through unchanged */
+  if (frac > 0.5 || (frac == 0.5 && fmod(r, 2.0) != 0.0))
+    r += 1.0;
+  return r;
 }
 
 /* The math, on one double. a and b are the op's parameters (see kernels.h). */
@@ -40,6 +52,22 @@ static inline double unary_f64(kl_rt_unary_op op, double x, double a, double b) 
   case KL_UNARY_NEG: return -x;
   case KL_UNARY_ABS: return fabs(x);
   case KL_UNARY_IDENTITY: return x;
+  case KL_UNARY_SIN: return sin(x);
+  case KL_UNARY_COS: return cos(x);
+  case KL_UNARY_TAN: return tan(x);
+  case KL_UNARY_ASIN: return asin(x);
+  case KL_UNARY_ACOS: return acos(x);
+  case KL_UNARY_ATAN: return atan(x);
+  case KL_UNARY_SINH: return sinh(x);
+  case KL_UNARY_COSH: return cosh(x);
+  case KL_UNARY_ASINH: return asinh(x);
+  case KL_UNARY_ACOSH: return acosh(x);
+  case KL_UNARY_ATANH: return atanh(x);
+  case KL_UNARY_FLOOR: return floor(x);
+  case KL_UNARY_CEIL: return ceil(x);
+  case KL_UNARY_ROUND: return round_half_even(x);
+  case KL_UNARY_SIGN: return x > 0 ? 1.0 : x < 0 ? -1.0 : x; /* keeps 0 and nan */
+  case KL_UNARY_OP_COUNT: break;
   }
   return x;
 }
@@ -57,17 +85,18 @@ static inline int64_t unary_i64(kl_rt_unary_op op, int64_t x, double a, double b
     return x;
   case KL_UNARY_NEG: return (int64_t)(0 - (uint64_t)x);
   case KL_UNARY_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
+  case KL_UNARY_SIGN: return (x > 0) - (x < 0);
   default: return x;
   }
 }
 
 static bool unary_accepts_int(kl_rt_unary_op op) {
   return op == KL_UNARY_RELU || op == KL_UNARY_CLAMP || op == KL_UNARY_NEG || op == KL_UNARY_ABS ||
-         op == KL_UNARY_IDENTITY;
+         op == KL_UNARY_IDENTITY || op == KL_UNARY_SIGN;
 }
 
 kl_status kl_rt_unary(kl_rt_unary_op op, double a, double b, const kl_tensor *x, kl_tensor *y) {
-  if ((unsigned)op > KL_UNARY_IDENTITY)
+  if ((unsigned)op >= KL_UNARY_OP_COUNT)
     return kl_status_create(KL_ERR_INVALID_ARGUMENT, "unary: unknown op %d", (int)op);
   const char *name = unary_name(op);
   if (x->dtype != y->dtype)

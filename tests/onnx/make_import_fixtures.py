@@ -331,8 +331,8 @@ def unsupported():
     # Two unsupported ops and one of another domain: all must be reported at once.
     nodes = [
         helper.make_node("Relu", ["x"], ["r"], name="ok"),
-        helper.make_node("Cosh", ["r"], ["c"], name="first_bad"),
-        helper.make_node("Einsum", ["c", "c"], ["e"], name="second_bad", equation="ij,ij->ij"),
+        helper.make_node("Det", ["r"], ["c"], name="first_bad"),
+        helper.make_node("Multinomial", ["c"], ["e"], name="second_bad", sample_size=2),
         helper.make_node("Foo", ["e"], ["y"], domain="com.example", name="third_bad"),
     ]
     g = helper.make_graph(nodes, "unsupported", [vi("x", F, [2, 2])], [vi("y", F, [2, 2])])
@@ -342,10 +342,33 @@ def unsupported():
     print("unsupported: written without reference outputs")
 
 
+def einsum():
+    # Einsum (issue 4), written at import as diagonals, sums, permutes and batched matmuls:
+    # "..." with broadcasting, the implicit output, a diagonal, three operands at once.
+    er = np.random.default_rng(4404)  # its own stream: the other fixtures stay as they are
+
+    def r(*shape):
+        return er.standard_normal(shape).astype(np.float32)
+
+    nodes = [
+        helper.make_node("Einsum", ["x", "a"], ["e1"], equation="...ij,jk->...ik"),
+        helper.make_node("Einsum", ["e1", "b"], ["e2"], equation="bik,k"),
+        helper.make_node("Einsum", ["c"], ["e3"], equation="ii->i"),
+        helper.make_node("Einsum", ["e2", "e3", "x"], ["e4"], equation="bi,i,bjk->kj"),
+        helper.make_node("Einsum", ["x", "d"], ["e5"], equation="... j, ...j -> ..."),
+    ]
+    g = helper.make_graph(nodes, "einsum", [vi("x", F, [2, 3, 4])],
+                          [vi("e2", F, [2, 3]), vi("e4", F, [4, 3]), vi("e5", F, [2, 3])],
+                          [init("a", r(4, 5)), init("b", r(5)), init("c", r(3, 3)),
+                           init("d", r(1, 3, 4))])
+    save("einsum", g, [r(2, 3, 4)], opset=13)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for make in (mlp, cnn, shapes, opset9, reduce, transformer, symbolic, control_flow,
-                 function, external, composite, bound, unsupported):
+                 function, external, composite, bound, unsupported,
+                 einsum):  # einsum: issue 4
         make()
     return 0
 

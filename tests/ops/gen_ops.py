@@ -520,6 +520,536 @@ def gen_attention():
     case("attention_f64", "aten::scaled_dot_product_attention", {}, [qd, kd, vd], [sdpa(qd, kd, vd)],
          rtol=1e-12, atol=1e-14)
 
+# ---- recurrent (issue 4) ----------------------------------------------------------------------
+
+def rnn_reference(kind, x, w, r, b=None, seq_lens=None, h0=None, c0=None, p=None,
+                  direction="forward", layout=0, acts=None, alphas=(), clip=None, lbr=0,
+                  input_forget=0):
+    """ONNX RNN/GRU/LSTM in float64, vectorized over the batch: returns (Y, Y_h[, Y_c])."""
+    def act(name, alpha):
+        return {"Tanh": np.tanh, "Sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)),
+                "Relu": lambda v: np.maximum(v, 0.0),
+                "LeakyRelu": lambda v: np.where(v >= 0, v, alpha * v)}[name]
+    x, w, r = f64(x), f64(w), f64(r)
+    if layout:
+        x = x.transpose(1, 0, 2)
+    T, B, _ = x.shape
+    D, GH, _ = w.shape
+    G = {"RNN": 1, "GRU": 3, "LSTM": 4}[kind]
+    H = GH // G
+    b = np.zeros((D, 2 * GH)) if b is None else f64(b)
+    lens = np.full(B, T) if seq_lens is None else np.asarray(seq_lens)
+    if h0 is None:
+        h0 = np.zeros((D, B, H))
+    elif layout:
+        h0 = f64(h0).transpose(1, 0, 2)
+    if c0 is None:
+        c0 = np.zeros((D, B, H))
+    elif layout:
+        c0 = f64(c0).transpose(1, 0, 2)
+    p = np.zeros((D, 3 * H)) if p is None else f64(p)
+    per = {"RNN": 1, "GRU": 2, "LSTM": 3}[kind]
+    acts = acts or {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"],
+                    "LSTM": ["Sigmoid", "Tanh", "Tanh"]}[kind]
+    cl = (lambda v: np.clip(v, -clip, clip)) if clip else (lambda v: v)
+    Y = np.zeros((T, D, B, H))
+    Yh = np.zeros((D, B, H))
+    Yc = np.zeros((D, B, H))
+    for d in range(D):
+        names = acts[d * per:(d + 1) * per] if len(acts) > per else acts
+        al = list(alphas[d * per:(d + 1) * per]) if len(alphas) > per else list(alphas)
+        fns = [act(n, al[i] if i < len(al) else 0.01) for i, n in enumerate(names)]
+        rev = direction == "reverse" or (direction == "bidirectional" and d == 1)
+        Wx, Rh = w[d], r[d]
+        Wb, Rb = b[d, :GH], b[d, GH:]
+        h, c = f64(h0[d]).copy(), f64(c0[d]).copy()
+        for s in range(T):
+            # a row whose sequence is over keeps its state; time index per row
+            t = np.where(rev, lens - 1 - s, s)
+            live = s < lens
+            xt = x[np.clip(t, 0, T - 1), np.arange(B)]
+            gx = xt @ Wx.T + Wb
+            if kind == "RNN":
+                hn = fns[0](cl(gx + h @ Rh.T + Rb))
+                cn = c
+            elif kind == "GRU":
+                gh = h @ Rh[:2 * H].T + Rb[:2 * H]
+                z = fns[0](cl(gx[:, :H] + gh[:, :H]))
+                rr = fns[0](cl(gx[:, H:2 * H] + gh[:, H:]))
+                if lbr:
+                    hh = rr * (h @ Rh[2 * H:].T + Rb[2 * H:])
+                else:
+                    hh = (rr * h) @ Rh[2 * H:].T + Rb[2 * H:]
+                cand = fns[1](cl(gx[:, 2 * H:] + hh))
+                hn = (1 - z) * cand + z * h
+                cn = c
+            else:
+                g = gx + h @ Rh.T + Rb
+                i = fns[0](cl(g[:, :H] + p[d, :H] * c))
+                f = 1 - i if input_forget else fns[0](cl(g[:, 2 * H:3 * H] + p[d, 2 * H:] * c))
+                cn = f * c + i * fns[1](cl(g[:, 3 * H:]))
+                o = fns[0](cl(g[:, H:2 * H] + p[d, H:2 * H] * cn))
+                hn = o * fns[2](cn)
+            h = np.where(live[:, None], hn, h)
+            c = np.where(live[:, None], cn, c)
+            for bi in range(B):
+                if live[bi]:
+                    Y[t[bi], d, bi] = h[bi]
+        Yh[d], Yc[d] = h, c
+    if layout:
+        Y, Yh, Yc = Y.transpose(2, 0, 1, 3), Yh.transpose(1, 0, 2), Yc.transpose(1, 0, 2)
+    return (Y, Yh, Yc) if kind == "LSTM" else (Y, Yh)
+
+
+def gen_rnn():
+    # Its own generator, so these cases leave every earlier case's data as it was.
+    nr = np.random.default_rng(20261126)
+
+    def r(*shape, dtype=np.float32):
+        return nr.uniform(-0.6, 0.6, size=shape).astype(dtype)
+
+    def emit(name, kind, attrs, ins, dtype=np.float32, **kw):
+        ref = [None if v.size == 0 else v for v in ins]  # size-0 placeholders are omitted
+        outs = rnn_reference(kind, *ref, **kw)
+        tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+        case(name, "onnx::" + kind, attrs, [v for v in ins if v is not None],
+             [o.astype(dtype) for o in outs], **tol)
+
+    none_f, none_i = np.zeros(0, np.float32), np.zeros(0, np.int32)
+    T, B, I, H = 4, 3, 5, 6
+    x = r(T, B, I)
+    emit("rnn_forward", "RNN", {"hidden_size": H}, [x, r(1, H, I), r(1, H, H), r(1, 2 * H)])
+    lens = np.array([4, 2, 3], np.int32)
+    # B omitted before given inputs: the size-0 placeholder; reverse with lengths and a state
+    emit("rnn_reverse_lens", "RNN", {"hidden_size": H, "direction": "reverse"},
+         [x, r(1, H, I), r(1, H, H), none_f, lens, r(1, B, H)], direction="reverse")
+    wa, ra = r(2, H, I), r(2, H, H)
+    emit("rnn_bidir_leaky", "RNN",
+         {"hidden_size": H, "direction": "bidirectional", "activations": ["LeakyRelu", "Tanh"],
+          "activation_alpha": [0.25]},
+         [x, wa, ra], direction="bidirectional", acts=["LeakyRelu", "Tanh"], alphas=[0.25, 0.0])
+
+    g3 = 3 * H
+    emit("gru_forward", "GRU", {"hidden_size": H}, [x, r(1, g3, I), r(1, g3, H), r(1, 2 * g3)])
+    gi = [x, r(2, g3, I), r(2, g3, H), r(2, 2 * g3), lens, r(2, B, H)]
+    emit("gru_bidir_lens", "GRU", {"hidden_size": H, "direction": "bidirectional"}, gi,
+         direction="bidirectional")
+    xb = r(B, T, I)
+    gl = [xb, r(1, g3, I), r(1, g3, H), r(1, 2 * g3), none_i, r(B, 1, H)]
+    emit("gru_lbr_layout1", "GRU", {"hidden_size": H, "linear_before_reset": 1, "layout": 1},
+         gl, layout=1, lbr=1)
+
+    g4 = 4 * H
+    emit("lstm_forward", "LSTM", {"hidden_size": H}, [x, r(1, g4, I), r(1, g4, H), r(1, 2 * g4)])
+    li = [x, r(2, g4, I), r(2, g4, H), r(2, 2 * g4), lens, r(2, B, H), r(2, B, H), r(2, 3 * H)]
+    emit("lstm_bidir_full", "LSTM", {"hidden_size": H, "direction": "bidirectional", "clip": 0.5},
+         li, direction="bidirectional", clip=0.5)
+    ll = [xb, r(1, g4, I), r(1, g4, H), none_f, none_i, r(B, 1, H), r(B, 1, H)]
+    emit("lstm_layout1_input_forget", "LSTM",
+         {"hidden_size": H, "layout": 1, "input_forget": 1, "direction": "reverse"},
+         ll, layout=1, input_forget=1, direction="reverse")
+    xd = r(T, B, I, dtype=np.float64)
+    emit("lstm_f64", "LSTM", {"hidden_size": H},
+         [xd, r(1, g4, I, dtype=np.float64), r(1, g4, H, dtype=np.float64)], dtype=np.float64)
+
+
+# ---- elementwise math (issue 4) ------------------------------------------------------------
+
+def gen_math():
+    """Trigonometric and hyperbolic functions, floor/ceil/round (half to even)/sign, remainder
+    (divisor's sign), fmod (dividend's sign) and shifts. Own generator, so cases added elsewhere
+    do not change these inputs."""
+    mr = np.random.default_rng(4001)
+
+    def mrand(*shape, dtype=np.float32, lo=-3.0, hi=3.0):
+        return mr.uniform(lo, hi, size=shape).astype(dtype)
+
+    domains = {"sin": (np.sin, -7, 7), "cos": (np.cos, -7, 7), "tan": (np.tan, -1.4, 1.4),
+               "asin": (np.arcsin, -0.95, 0.95), "acos": (np.arccos, -0.95, 0.95),
+               "atan": (np.arctan, -5, 5), "sinh": (np.sinh, -3, 3), "cosh": (np.cosh, -3, 3),
+               "asinh": (np.arcsinh, -5, 5), "acosh": (np.arccosh, 1.05, 6),
+               "atanh": (np.arctanh, -0.95, 0.95)}
+    for name, (fn, lo, hi) in domains.items():
+        x = mrand(3, 5, lo=lo, hi=hi)
+        case("math_" + name, "aten::" + name, {}, [x], [fn(f64(x)).astype(np.float32)])
+    xd = mrand(4, 3, dtype=np.float64, lo=-0.9, hi=0.9)
+    case("math_atanh_f64", "aten::atanh", {}, [xd], [np.arctanh(xd)], rtol=1e-12, atol=1e-14)
+    xh = mrand(2, 5, dtype=np.float16)
+    case("math_cos_f16", "aten::cos", {}, [xh], [np.cos(f64(xh)).astype(np.float16)],
+         rtol=1e-3, atol=1e-3)
+    # rounding: ties at every half, both signs, plus random values
+    ties = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, -3.5, 0.0, -0.0], dtype=np.float32)
+    x = np.concatenate([ties, mrand(10, lo=-6, hi=6)]).reshape(4, 5)
+    case("math_floor", "aten::floor", {}, [x], [np.floor(x)])
+    case("math_ceil", "aten::ceil", {}, [x], [np.ceil(x)])
+    case("math_round", "aten::round", {}, [x], [np.round(x)])  # numpy: half to even
+    xd = x.astype(np.float64) + 1e-9 * (x == 2.5)  # just above a tie rounds up
+    case("math_round_f64", "aten::round", {}, [xd], [np.round(xd)], rtol=0, atol=0)
+    case("math_floor_f16", "aten::floor", {}, [x.astype(np.float16)],
+         [np.floor(x).astype(np.float16)], rtol=0, atol=0)
+    case("math_sign", "aten::sign", {}, [x], [np.sign(x)])
+    xi = mr.integers(-5, 6, size=(3, 4)).astype(np.int64)
+    case("math_sign_i64", "aten::sign", {}, [xi], [np.sign(xi)])
+    xi8 = mr.integers(-128, 128, size=(9,)).astype(np.int8)
+    case("math_sign_i8", "aten::sign", {}, [xi8], [np.sign(xi8)])
+    # remainder and fmod: mixed signs, broadcasting
+    a, b = mrand(3, 4, lo=-10, hi=10), mrand(4, lo=0.5, hi=4) * np.array([1, -1, 1, -1], np.float32)
+    case("math_remainder", "aten::remainder", {}, [a, b],
+         [np.mod(f64(a), f64(b)).astype(np.float32)])
+    case("math_fmod", "aten::fmod", {}, [a, b], [np.fmod(f64(a), f64(b)).astype(np.float32)])
+    ad, bd = mrand(2, 3, dtype=np.float64, lo=-9, hi=9), np.float64(-2.5)
+    case("math_remainder_f64", "aten::remainder", {}, [ad, bd], [np.mod(ad, bd)],
+         rtol=1e-12, atol=1e-14)
+    ai = mr.integers(-20, 21, size=(3, 4)).astype(np.int64)
+    bi = np.array([3, -3, 7, -1], dtype=np.int64)
+    case("math_remainder_i64", "aten::remainder", {}, [ai, bi], [np.mod(ai, bi)])
+    case("math_fmod_i64", "aten::fmod", {}, [ai, bi], [np.fmod(ai, bi)])
+    a32, b32 = ai.astype(np.int32), bi.reshape(4, 1)[:3].astype(np.int32)
+    case("math_remainder_i32", "aten::remainder", {}, [a32, b32], [np.mod(a32, b32)])
+    a8 = mr.integers(-128, 128, size=(2, 5)).astype(np.int8)
+    b8 = np.array([5, -5, 2, -7, 127], dtype=np.int8)
+    case("math_fmod_i8", "aten::fmod", {}, [a8, b8], [np.fmod(a8, b8)])
+    # shifts: wrap at the dtype's width; a shift of the width or more (or negative) gives 0,
+    # or -1 for a negative value shifted right
+    def shl(x, n, bits):
+        r = np.where((n >= 0) & (n < bits), np.left_shift(x.astype(np.int64), np.clip(n, 0, 63)), 0)
+        return r.astype(x.dtype)  # wraps like the C store
+    def shr(x, n, bits):
+        big = np.where(x < 0, -1, 0)
+        r = np.where((n >= 0) & (n < bits), np.right_shift(x.astype(np.int64), np.clip(n, 0, 63)),
+                     big)
+        return r.astype(x.dtype)
+    u = mr.integers(0, 256, size=(2, 6)).astype(np.uint8)
+    n = np.array([0, 1, 3, 7, 8, 9], dtype=np.uint8)
+    case("math_shl_u8", "aten::bitwise_left_shift", {}, [u, n], [shl(u, n.astype(np.int64), 8)])
+    case("math_shr_u8", "aten::bitwise_right_shift", {}, [u, n], [shr(u, n.astype(np.int64), 8)])
+    v = mr.integers(-1000, 1000, size=(3, 5)).astype(np.int32)
+    m = np.array([0, 2, 31, 32, 40], dtype=np.int32)
+    case("math_shr_i32", "aten::bitwise_right_shift", {}, [v, m], [shr(v, m.astype(np.int64), 32)])
+    w = mr.integers(-1000, 1000, size=(5,)).astype(np.int64)
+    k = np.array([1, 10, 62, 64, -1], dtype=np.int64)
+    case("math_shl_i64", "aten::bitwise_left_shift", {}, [w, k], [shl(w, k, 64)])
+
+
+# ---- resize and grid sample (issue 4) ---------------------------------------------------------
+# Written from the ONNX Resize and GridSample specifications as direct sums: each output value is
+# the sum over the input positions a filter reaches of the product of per-dim weights.
+
+def resize_coord(coord, o, n_in, n_out, s, roi0=0.0, roi1=1.0):
+    w = s * n_in
+    if coord == "align_corners":
+        return 0.0 if w == 1 else o * (n_in - 1) / (w - 1)
+    if coord == "asymmetric":
+        return o / s
+    if coord == "tf_crop_and_resize":
+        x = (roi1 - roi0) * (n_in - 1) / 2 if w == 1 else o * (roi1 - roi0) * (n_in - 1) / (w - 1)
+        return x + roi0 * (n_in - 1)
+    if coord == "pytorch_half_pixel":
+        return -0.5 if w == 1 else (o + 0.5) / s - 0.5
+    if coord == "half_pixel_symmetric":
+        return n_in / 2 * (1 - n_out / w) + (o + 0.5) / s - 0.5
+    return (o + 0.5) / s - 0.5
+
+
+def resize_weights(n_in, n_out, s, mode, coord, nearest="round_prefer_floor", a=-0.75,
+                   exclude=False, antialias=False, roi=(0.0, 1.0)):
+    """(n_out, n_in) matrix of weights, and which outputs fall outside (tf_crop_and_resize)."""
+    m = np.zeros((n_out, n_in))
+    outside = np.zeros(n_out, dtype=bool)
+    for o in range(n_out):
+        x = resize_coord(coord, o, n_in, n_out, s, roi[0], roi[1])
+        if coord == "tf_crop_and_resize" and not (0 <= x <= n_in - 1):
+            outside[o] = True
+        if mode == "nearest":
+            f = math.floor(x)
+            frac = x - f
+            if frac == 0:
+                j = f
+            elif nearest == "floor":
+                j = f
+            elif nearest == "ceil":
+                j = f + 1
+            elif nearest == "round_prefer_ceil":
+                j = f + (frac >= 0.5)
+            else:
+                j = f + (frac > 0.5)
+            m[o, min(max(j, 0), n_in - 1)] = 1
+            continue
+        reach = 1.0 if mode == "linear" else 2.0
+        k = min(s, 1.0) if antialias else 1.0
+        taps = {}
+        for j in range(math.floor(x - reach / k) - 1, math.ceil(x + reach / k) + 2):
+            t = abs(j - x) * k
+            if mode == "linear":
+                wt = max(0.0, 1 - t)
+            elif t <= 1:
+                wt = (a + 2) * t ** 3 - (a + 3) * t ** 2 + 1
+            elif t < 2:
+                wt = a * t ** 3 - 5 * a * t ** 2 + 8 * a * t - 4 * a
+            else:
+                wt = 0.0
+            if exclude and not (0 <= j < n_in):
+                wt = 0.0
+            taps[j] = wt
+        total = sum(taps.values())
+        for j, wt in taps.items():
+            if antialias or exclude:
+                wt /= total
+            m[o, min(max(j, 0), n_in - 1)] += wt
+    return m, outside
+
+
+def resize_ref(x, sizes, scales=None, extrapolation=0.0, roi=None, **kw):
+    y = f64(x)
+    masks = []
+    for d, n_out in enumerate(sizes):
+        n_in = x.shape[d]
+        s = scales[d] if scales else n_out / n_in
+        r = (roi[d], roi[len(sizes) + d]) if roi else (0.0, 1.0)
+        m, outside = resize_weights(n_in, n_out, s, roi=r, **kw)
+        y = np.moveaxis(np.tensordot(m, np.moveaxis(y, d, 0), axes=1), 0, d)
+        masks.append(outside)
+    for d, outside in enumerate(masks):
+        idx = [slice(None)] * len(sizes)
+        idx[d] = outside
+        y[tuple(idx)] = extrapolation
+    return y.astype(x.dtype)
+
+
+def grid_sample_ref(x, grid, mode="linear", padding="zeros", align=False):
+    dtype = x.dtype
+    x, grid = f64(x), f64(grid)
+    n, c = x.shape[:2]
+    dims = x.shape[2:]
+    k = len(dims)
+    out = np.zeros((n, c) + grid.shape[1:-1])
+
+    def reflect(v, lo, hi):
+        span = hi - lo
+        while v < lo or v > hi:
+            v = 2 * lo - v if v < lo else 2 * hi - v
+        return v
+
+    def fetch(b, idx):
+        pos = []
+        for d, i in enumerate(idx):
+            if padding == "zeros" and not (0 <= i < dims[d]):
+                return np.zeros(c)
+            if padding == "reflection":
+                lo, hi = (0.0, dims[d] - 1.0) if align else (-0.5, dims[d] - 0.5)
+                i = int(reflect(float(i), lo, hi))
+            pos.append(min(max(i, 0), dims[d] - 1))
+        return x[(b, slice(None)) + tuple(pos)]
+
+    for b in range(n):
+        for p in np.ndindex(*grid.shape[1:-1]):
+            g = grid[(b,) + p][::-1]
+            coords, weights = [], []
+            for d in range(k):
+                L = dims[d]
+                u = float(np.float32((g[d] + 1) / 2 * (L - 1) if align else ((g[d] + 1) * L - 1) / 2))
+                lo, hi = (0.0, L - 1.0) if align else (-0.5, L - 0.5)
+                if mode == "nearest":
+                    u = float(np.rint(u))
+                if u < lo or u > hi:
+                    if padding == "border":
+                        u = min(max(u, 0.0), L - 1.0)
+                    elif padding == "reflection":
+                        u = reflect(u, lo, hi)
+                if mode == "nearest":
+                    coords.append([int(u)])
+                    weights.append([1.0])
+                    continue
+                f = math.floor(u)
+                t = u - f
+                if mode == "linear":
+                    coords.append([f, f + 1])
+                    weights.append([1 - t, t])
+                else:
+                    a = -0.75
+                    ws = []
+                    for j in range(-1, 3):
+                        z = abs(j - t)
+                        ws.append((a + 2) * z ** 3 - (a + 3) * z ** 2 + 1 if z <= 1 else
+                                  a * z ** 3 - 5 * a * z ** 2 + 8 * a * z - 4 * a)
+                    coords.append([f - 1, f, f + 1, f + 2])
+                    weights.append(ws)
+            acc = np.zeros(c)
+            for combo in np.ndindex(*[len(cs) for cs in coords]):
+                wt = np.prod([weights[d][combo[d]] for d in range(k)])
+                acc += wt * fetch(b, [coords[d][combo[d]] for d in range(k)])
+            out[(b, slice(None)) + p] = acc
+    return out.astype(dtype)
+
+
+def gen_resize():
+    rr = np.random.default_rng(404)  # its own stream: the cases above keep their data
+
+    def r(*shape):
+        return rr.uniform(-2.0, 2.0, size=shape).astype(np.float32)
+
+    x = r(1, 2, 3, 5)
+    case("resize_nearest_half_pixel", "onnx::Resize", {"size": [1, 2, 7, 4]}, [x],
+         [resize_ref(x, [1, 2, 7, 4], mode="nearest", coord="half_pixel")])
+    x = r(1, 1, 3, 3)
+    sc = [1.0, 1.0, 1.7, 0.6]
+    case("resize_nearest_ceil_asymmetric", "onnx::Resize",
+         {"size": [1, 1, 5, 1], "scales": sc, "coordinate_transformation_mode": "asymmetric",
+          "nearest_mode": "ceil"}, [x],
+         [resize_ref(x, [1, 1, 5, 1], scales=sc, mode="nearest", coord="asymmetric",
+                     nearest="ceil")])
+    x = r(2, 3, 4)
+    case("resize_linear_half_pixel", "onnx::Resize", {"size": [2, 5, 7], "mode": "linear"}, [x],
+         [resize_ref(x, [2, 5, 7], mode="linear", coord="half_pixel")])
+    x = r(1, 1, 4, 4)
+    case("resize_cubic_align_corners_exclude", "onnx::Resize",
+         {"size": [1, 1, 6, 3], "mode": "cubic", "coordinate_transformation_mode": "align_corners",
+          "cubic_coeff_a": -0.5, "exclude_outside": 1}, [x],
+         [resize_ref(x, [1, 1, 6, 3], mode="cubic", coord="align_corners", a=-0.5, exclude=True)])
+    x = r(1, 1, 8, 9)
+    case("resize_linear_antialias_down", "onnx::Resize",
+         {"size": [1, 1, 3, 4], "mode": "linear",
+          "coordinate_transformation_mode": "pytorch_half_pixel", "antialias": 1}, [x],
+         [resize_ref(x, [1, 1, 3, 4], mode="linear", coord="pytorch_half_pixel", antialias=True)])
+    x = r(1, 1, 8, 7)
+    case("resize_cubic_antialias_symmetric", "onnx::Resize",
+         {"size": [1, 1, 3, 10], "scales": [1.0, 1.0, 0.4, 1.5], "mode": "cubic",
+          "coordinate_transformation_mode": "half_pixel_symmetric", "antialias": 1}, [x],
+         [resize_ref(x, [1, 1, 3, 10], scales=[1.0, 1.0, 0.4, 1.5], mode="cubic",
+                     coord="half_pixel_symmetric", antialias=True)])
+    x = r(1, 1, 5, 5)
+    roi = [0.0, 0.0, 0.2, -0.3, 1.0, 1.0, 0.9, 0.6]
+    case("resize_tf_crop_extrapolate", "onnx::Resize",
+         {"size": [1, 1, 3, 4], "roi": roi, "mode": "linear",
+          "coordinate_transformation_mode": "tf_crop_and_resize", "extrapolation_value": 7.0},
+         [x], [resize_ref(x, [1, 1, 3, 4], roi=roi, extrapolation=7.0, mode="linear",
+                          coord="tf_crop_and_resize")])
+
+    x = r(2, 3, 4, 5)
+    g = rr.uniform(-1.2, 1.2, size=(2, 3, 2, 2)).astype(np.float32)
+    case("grid_sample_linear_zeros", "onnx::GridSample", {}, [x, g], [grid_sample_ref(x, g)])
+    case("grid_sample_nearest_border_align", "onnx::GridSample",
+         {"mode": "nearest", "padding_mode": "border", "align_corners": 1}, [x, g],
+         [grid_sample_ref(x, g, "nearest", "border", True)])
+    case("grid_sample_cubic_reflection", "onnx::GridSample",
+         {"mode": "cubic", "padding_mode": "reflection"}, [x, g],
+         [grid_sample_ref(x, g, "cubic", "reflection")])
+    x = r(1, 2, 3, 4, 3)
+    g = rr.uniform(-1.3, 1.3, size=(1, 2, 2, 3, 3)).astype(np.float32)
+    case("grid_sample_3d_linear_reflection_align", "onnx::GridSample",
+         {"padding_mode": "reflection", "align_corners": 1}, [x, g],
+         [grid_sample_ref(x, g, "linear", "reflection", True)])
+
+
+# ---- reductions and indexing (issue 4) ----------------------------------------------------------
+
+def scatter_ref(data, dim, index, src, reduce="none"):
+    out = np.array(data, copy=True)
+    for pos in np.ndindex(*index.shape):
+        at = list(pos)
+        i = int(index[pos])
+        at[dim] = i + data.shape[dim] if i < 0 else i
+        at = tuple(at)
+        v = src[pos]
+        if reduce == "none":
+            out[at] = v
+        elif reduce == "add":
+            out[at] += v
+        elif reduce == "mul":
+            out[at] *= v
+        elif reduce == "max":
+            out[at] = max(out[at], v)
+        else:
+            out[at] = min(out[at], v)
+    return out
+
+
+def scatter_nd_ref(data, indices, updates, reduce="none"):
+    out = np.array(data, copy=True)
+    for pos in np.ndindex(*indices.shape[:-1]):
+        at = tuple(int(i) for i in indices[pos])
+        if reduce == "none":
+            out[at] = updates[pos]
+        elif reduce == "add":
+            out[at] += updates[pos]
+        else:
+            out[at] *= updates[pos]
+    return out
+
+
+def gather_nd_ref(data, indices, batch_dims=0):
+    bshape = indices.shape[:batch_dims]
+    k = indices.shape[-1]
+    out = np.empty(indices.shape[:-1] + data.shape[batch_dims + k:], dtype=data.dtype)
+    for b in np.ndindex(*bshape):
+        for pos in np.ndindex(*indices.shape[batch_dims:-1]):
+            at = b + tuple(int(i) for i in indices[b + pos])
+            out[b + pos] = data[at]
+    return out
+
+
+def gen_index():
+    rr = np.random.default_rng(4404)  # its own stream: other families' data stay as they are
+
+    def r(*shape, lo=-2.0, hi=2.0):
+        return rr.uniform(lo, hi, size=shape).astype(np.float32)
+
+    x = r(3, 4, 5, lo=0.5, hi=1.5)
+    case("prod_dims_keepdim", "aten::prod", {"dim": [0, -1], "keepdim": 1}, [x],
+         [np.prod(f64(x), axis=(0, 2), keepdims=True).astype(np.float32)])
+    xi = rr.integers(-3, 4, size=(2, 3, 4)).astype(np.int32)
+    case("prod_i32_all", "aten::prod", {}, [xi], [np.prod(xi.astype(np.int64))])
+    e = np.zeros((2, 0, 3), dtype=np.float32)
+    case("prod_empty_dim", "aten::prod", {"dim": [1]}, [e], [np.ones((2, 3), np.float32)])
+    case("amax_empty_dim", "aten::amax", {"dim": [1]}, [e],
+         [np.full((2, 3), -np.inf, np.float32)])
+
+    x = r(3, 4, 5)
+    case("cumsum_dim1", "aten::cumsum", {"dim": 1}, [x],
+         [np.cumsum(f64(x), axis=1).astype(np.float32)])
+    rev = np.flip(np.cumsum(np.flip(f64(x), 2), axis=2), 2)
+    case("cumsum_exclusive_reverse", "aten::cumsum", {"dim": -1, "exclusive": 1, "reverse": 1},
+         [x], [(rev - f64(x)).astype(np.float32)], atol=1e-5)
+    xl = rr.integers(-50, 50, size=(4, 3)).astype(np.int64)
+    case("cumsum_i64_exclusive", "aten::cumsum", {"dim": 0, "exclusive": 1}, [xl],
+         [np.cumsum(xl, axis=0) - xl])
+
+    data = r(4, 5)
+    index = np.array([[1, -1, 0], [3, 2, 1]], dtype=np.int64)  # -1: the last row
+    src = r(3, 4)
+    for red in ["none", "add", "mul", "max", "min"]:
+        attrs = {"dim": 0} if red == "none" else {"dim": 0, "reduce": red}
+        case("scatter_dim0_" + red, "aten::scatter", attrs, [data, index, src],
+             [scatter_ref(f64(data), 0, index, f64(src), red).astype(np.float32)])
+    di = rr.integers(-9, 9, size=(3, 4)).astype(np.int32)
+    ii = np.array([[0, 0, 3], [2, 2, 2]], dtype=np.int32)
+    si = rr.integers(-9, 9, size=(2, 3)).astype(np.int32)
+    case("scatter_dim1_i32_add_dup", "aten::scatter", {"dim": -1, "reduce": "add"}, [di, ii, si],
+         [scatter_ref(di, 1, ii, si, "add")])
+
+    data = r(4, 3, 2)
+    idx = np.array([[1], [3], [1]], dtype=np.int64)
+    upd = r(3, 3, 2)
+    case("scatter_nd_rows_add_dup", "onnx::ScatterND", {"reduction": "add"}, [data, idx, upd],
+         [scatter_nd_ref(f64(data), idx, f64(upd), "add").astype(np.float32)])
+    idx2 = np.array([[0, 2], [3, 1]], dtype=np.int64)
+    upd2 = r(2, 2)
+    case("scatter_nd_pairs", "onnx::ScatterND", {}, [data, idx2, upd2],
+         [scatter_nd_ref(data, idx2, upd2)])
+    case("scatter_nd_pairs_mul", "onnx::ScatterND", {"reduction": "mul"}, [data, idx2, upd2],
+         [scatter_nd_ref(f64(data), idx2, f64(upd2), "mul").astype(np.float32)])
+
+    data = r(3, 4, 5)
+    gi = np.array([[[0, 1], [2, 3]], [[1, 0], [2, -1]]], dtype=np.int64)
+    case("gather_nd_pairs", "onnx::GatherND", {}, [data, gi],
+         [gather_nd_ref(data, np.where(gi < 0, gi + 4, gi))])
+    gb = np.array([[1], [3], [0]], dtype=np.int32)
+    case("gather_nd_batch1", "onnx::GatherND", {"batch_dims": 1}, [data, gb],
+         [gather_nd_ref(data, gb, 1)])
+    dint = rr.integers(-9, 9, size=(2, 3)).astype(np.int32)
+    gfull = np.array([[1, 2], [0, 0]], dtype=np.int64)
+    case("gather_nd_i32_scalars", "onnx::GatherND", {}, [dint, gfull], [gather_nd_ref(dint, gfull)])
+
 
 def main():
     if os.path.isdir(DATA):
@@ -536,6 +1066,10 @@ def main():
     gen_reduce()
     gen_structure()
     gen_attention()
+    gen_rnn()  # recurrent (issue 4)
+    gen_math()  # elementwise math (issue 4)
+    gen_resize()  # resize and grid sample (issue 4)
+    gen_index()  # reductions and indexing (issue 4)
     with open(os.path.join(HERE, "cases.txt"), "w") as f:
         f.write("# Generated by tests/ops/gen_ops.py; do not edit. Format: see that script.\n")
         f.write("# NAME OP [ATTRS] in=FILES out=FILES rtol=R atol=A\n")

@@ -818,6 +818,92 @@ static void test_print(void) {
   kl_scope_end();
 }
 
+/* ---- recurrent (issue 4) ---- */
+/* With W = R = 0 and no bias every gate sees 0: i = f = o = sigmoid(0) = 0.5 and the candidate
+ * tanh(0) = 0, so C = 0.5 * c0 and H = 0.5 * tanh(C); omitted b, seq_lens and h0 before the
+ * given c0 become the size-0 placeholders. */
+static void test_rnn_ops(void) {
+  kl_scope_begin();
+  float c0v[2] = {1.0f, -2.0f};
+  kl_tensor *x = kl_ones(KL_F32, KL_SHAPE(3, 2, 1));
+  kl_tensor *w = kl_zeros(KL_F32, KL_SHAPE(1, 4, 1)), *r = kl_zeros(KL_F32, KL_SHAPE(1, 4, 1));
+  kl_tensor *c0 = kl_from_buffer(KL_F32, KL_SHAPE(1, 2, 1), c0v);
+  kl_rnn_opts o = {.hidden_size = 1};
+  kl_tensor *y = NULL, *h = NULL, *c = NULL;
+  CHECK(kl_lstm(x, w, r, NULL, NULL, NULL, c0, NULL, &o, &y, &h, &c));
+  if (y && h && c) {
+    CHECK(y->rank == 4 && y->shape[0] == 3 && y->shape[2] == 2);
+    for (int b = 0; b < 2; b++) {
+      double cell = c0v[b] * 0.125; /* three steps of C *= 0.5 */
+      CHECK(fabs(at(c, b) - cell) < 1e-6);
+      CHECK(fabs(at(h, b) - 0.5 * tanh(cell)) < 1e-6);
+      CHECK(fabs(at(y, 2 * 2 + b) - at(h, b)) < 1e-7); /* last step of Y is Y_h */
+    }
+  }
+  /* RNN, reverse, Relu, with lengths: h = relu(w x + b) for each step a row runs */
+  float wv[1] = {2.0f}, bv[2] = {0.5f, 0.0f}, xv[3] = {1.0f, 2.0f, 3.0f};
+  int32_t lens[1] = {2};
+  const char *relu[] = {"Relu"};
+  kl_rnn_opts ro = {.hidden_size = 1, .direction = "reverse", .n_activations = 1,
+                    .activations = relu};
+  kl_tensor *yr = NULL, *hr = NULL;
+  CHECK(kl_rnn(kl_from_buffer(KL_F32, KL_SHAPE(3, 1, 1), xv),
+               kl_from_buffer(KL_F32, KL_SHAPE(1, 1, 1), wv), kl_zeros(KL_F32, KL_SHAPE(1, 1, 1)),
+               kl_from_buffer(KL_F32, KL_SHAPE(1, 2), bv),
+               kl_from_buffer(KL_I32, KL_SHAPE(1), lens), NULL, &ro, &yr, &hr));
+  if (yr && hr) {
+    CHECK(at(yr, 0) == 2.5 && at(yr, 1) == 4.5 && at(yr, 2) == 0.0); /* step 3 is past len */
+    CHECK(at(hr, 0) == 2.5); /* reverse ends at t = 0 */
+  }
+  /* a bad hidden_size is reported, naming the shape check */
+  kl_rnn_opts bad = {.hidden_size = 2};
+  CHECK(!kl_gru(x, w, r, NULL, NULL, NULL, &bad, &y, NULL));
+  CHECK(y == NULL && kl_last_error() != NULL);
+  if (kl_last_error())
+    CHECK(strstr(kl_status_message(kl_last_error()), "input 1 (W)") != NULL);
+  kl_clear_error();
+  kl_scope_end();
+}
+
+/* ---- elementwise math (issue 4) ---- */
+static void test_math_ops(void) {
+  kl_scope_begin();
+  kl_tensor *x23 = wave(KL_F32, KL_SHAPE(2, 3), 0.0, 2.0, 0.0);   /* in [-2, 2] */
+  kl_tensor *u23 = wave(KL_F32, KL_SHAPE(2, 3), 0.4, 0.9, 0.0);   /* in (-1, 1) */
+  kl_tensor *big23 = wave(KL_F32, KL_SHAPE(2, 3), 1.0, 1.0, 2.5); /* in [1.5, 3.5] */
+  kl_tensor *v3 = wave(KL_F32, KL_SHAPE(3), 2.0, 1.5, 0.0);
+  VS_IR("aten::sin(%a)", kl_sin(x23), x23);
+  VS_IR("aten::cos(%a)", kl_cos(x23), x23);
+  VS_IR("aten::tan(%a)", kl_tan(u23), u23);
+  VS_IR("aten::asin(%a)", kl_asin(u23), u23);
+  VS_IR("aten::acos(%a)", kl_acos(u23), u23);
+  VS_IR("aten::atan(%a)", kl_atan(x23), x23);
+  VS_IR("aten::sinh(%a)", kl_sinh(x23), x23);
+  VS_IR("aten::cosh(%a)", kl_cosh(x23), x23);
+  VS_IR("aten::asinh(%a)", kl_asinh(x23), x23);
+  VS_IR("aten::acosh(%a)", kl_acosh(big23), big23);
+  VS_IR("aten::atanh(%a)", kl_atanh(u23), u23);
+  VS_IR("aten::floor(%a)", kl_floor(x23), x23);
+  VS_IR("aten::ceil(%a)", kl_ceil(x23), x23);
+  VS_IR("aten::round(%a)", kl_round(big23), big23);
+  VS_IR("aten::sign(%a)", kl_sign(x23), x23);
+  VS_IR("aten::remainder(%a, %b)", kl_remainder(x23, v3), x23, v3);
+  VS_IR("aten::fmod(%a, %b)", kl_fmod(x23, v3), x23, v3);
+  int64_t iv[4] = {-7, 7, 200, 1}, sv[4] = {1, 2, 3, 63};
+  kl_tensor *ai = longs(KL_SHAPE(4), iv), *si = longs(KL_SHAPE(4), sv);
+  VS_IR("aten::bitwise_left_shift(%a, %b)", kl_bitwise_left_shift(ai, si), ai, si);
+  VS_IR("aten::bitwise_right_shift(%a, %b)", kl_bitwise_right_shift(ai, si), ai, si);
+  /* values: Python's % and C's fmod differ in sign */
+  int64_t minus7 = -7, two = 2;
+  kl_tensor *m7 = longs(KL_SHAPE(1), &minus7), *d2 = longs(KL_SHAPE(1), &two);
+  kl_tensor *rem = kl_remainder(m7, d2), *fm = kl_fmod(m7, d2);
+  CHECK(rem && fm && at(rem, 0) == 1 && at(fm, 0) == -1);
+  /* a float shift is refused by the shape check, as an error, not a crash */
+  CHECK(kl_bitwise_left_shift(x23, x23) == NULL && kl_last_error() != NULL);
+  kl_clear_error();
+  kl_scope_end();
+}
+
 int main(void) {
   test_scopes();
   test_creation();
@@ -829,6 +915,8 @@ int main(void) {
   test_threads();
   test_trace_hooks();
   test_print();
+  test_rnn_ops(); /* issue 4 */
+  test_math_ops(); /* issue 4 */
   CHECK(kl_last_error() == NULL);
   return check_finish();
 }

@@ -487,7 +487,19 @@ static void test_reduce(void) {
   kl_tensor *empty = make(KL_F32, 2, SHAPE(2, 0));
   CHECK_OK(kl_rt_reduce(KL_REDUCE_SUM, empty, rows, y2));
   CHECK_VALS(y2, 0, 0, 0);
-  CHECK_ERR(kl_rt_reduce(KL_REDUCE_MAX, empty, rows, y2), KL_ERR_INVALID_ARGUMENT, "empty");
+  /* issue 4: float max of nothing is -inf (ONNX); integers have no such value */
+  CHECK_OK(kl_rt_reduce(KL_REDUCE_MAX, empty, rows, y2));
+  CHECK(isinf(((float *)y2->data)[0]) && ((float *)y2->data)[1] < 0);
+  kl_tensor *empty_i = make(KL_I32, 2, SHAPE(2, 0)), *y2i = make(KL_I32, 1, SHAPE(2));
+  CHECK_ERR(kl_rt_reduce(KL_REDUCE_MAX, empty_i, rows, y2i), KL_ERR_INVALID_ARGUMENT, "empty");
+  /* prod: of rows, of nothing (1), and of integers in int64 */
+  CHECK_OK(kl_rt_reduce(KL_REDUCE_PROD, x, rows, y2));
+  CHECK_VALS(y2, 0, 15, 48);
+  CHECK_OK(kl_rt_reduce(KL_REDUCE_PROD, empty, rows, y2));
+  CHECK_VALS(y2, 0, 1, 1);
+  kl_tensor *xp = from(KL_I32, 1, SHAPE(3), VALS(100000, 100000, -3)), *yp = make(KL_I64, 0, NULL);
+  CHECK_OK(kl_rt_reduce(KL_REDUCE_PROD, xp, one, yp));
+  CHECK(((int64_t *)yp->data)[0] == -30000000000LL);
 }
 
 /* ---- data movement --------------------------------------------------------------------- */
@@ -583,6 +595,59 @@ static void test_adapters(void) {
   kl_ir_graph_destroy(g);
 }
 
+/* ---- elementwise math (issue 4) -------------------------------------------------------- */
+
+static void test_math(void) {
+  /* round is half to even, whatever the sign; sign keeps nan and zero */
+  kl_tensor *x = from(KL_F32, 1, SHAPE(8), VALS(-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 2.5000002, NAN));
+  kl_tensor *y = make(KL_F32, 1, SHAPE(8));
+  CHECK_OK(kl_rt_unary(KL_UNARY_ROUND, 0, 0, x, y));
+  CHECK_VALS(y, 0, -2, -2, 0, 0, 2, 2, 3, NAN);
+  CHECK_OK(kl_rt_unary(KL_UNARY_SIGN, 0, 0, x, y));
+  CHECK_VALS(y, 0, -1, -1, -1, 1, 1, 1, 1, NAN);
+  kl_tensor *xi = from(KL_I8, 1, SHAPE(3), VALS(-128, 0, 127)), *yi = make(KL_I8, 1, SHAPE(3));
+  CHECK_OK(kl_rt_unary(KL_UNARY_SIGN, 0, 0, xi, yi));
+  CHECK_VALS(yi, 0, -1, 0, 1);
+  CHECK_ERR(kl_rt_unary(KL_UNARY_FLOOR, 0, 0, xi, yi), KL_ERR_UNSUPPORTED, "floor");
+  CHECK_ERR(kl_rt_unary(KL_UNARY_OP_COUNT, 0, 0, x, y), KL_ERR_INVALID_ARGUMENT, "unknown op");
+
+  /* remainder follows the divisor's sign, fmod the dividend's; floats and integers agree */
+  kl_tensor *a = from(KL_F32, 1, SHAPE(4), VALS(-7, 7, -7, 7));
+  kl_tensor *b = from(KL_F32, 1, SHAPE(4), VALS(3, -3, -3, 3)), *r = make(KL_F32, 1, SHAPE(4));
+  CHECK_OK(kl_rt_binary(KL_BINARY_REMAINDER, a, b, r));
+  CHECK_VALS(r, 0, 2, -2, -1, 1);
+  CHECK_OK(kl_rt_binary(KL_BINARY_FMOD, a, b, r));
+  CHECK_VALS(r, 0, -1, 1, -1, 1);
+  kl_tensor *ai = from(KL_I64, 1, SHAPE(4), VALS(-7, 7, -7, 7));
+  kl_tensor *bi = from(KL_I64, 1, SHAPE(4), VALS(3, -3, -3, 3)), *ri = make(KL_I64, 1, SHAPE(4));
+  CHECK_OK(kl_rt_binary(KL_BINARY_REMAINDER, ai, bi, ri));
+  CHECK_VALS(ri, 0, 2, -2, -1, 1);
+  CHECK_OK(kl_rt_binary(KL_BINARY_FMOD, ai, bi, ri));
+  CHECK_VALS(ri, 0, -1, 1, -1, 1);
+  /* INT64_MIN % -1 is 0 (C would trap); a zero divisor is an error */
+  kl_tensor *mn = make(KL_I64, 1, SHAPE(1)), *m1 = from(KL_I64, 1, SHAPE(1), VALS(-1));
+  ((int64_t *)mn->data)[0] = INT64_MIN;
+  kl_tensor *r1 = make(KL_I64, 1, SHAPE(1));
+  CHECK_OK(kl_rt_binary(KL_BINARY_REMAINDER, mn, m1, r1));
+  CHECK(((int64_t *)r1->data)[0] == 0);
+  kl_tensor *z = from(KL_I64, 1, SHAPE(4), VALS(1, 0, 1, 1));
+  CHECK_ERR(kl_rt_binary(KL_BINARY_REMAINDER, ai, z, ri), KL_ERR_INVALID_ARGUMENT,
+            "division by zero");
+
+  /* shifts wrap at the dtype's width; out-of-range amounts give 0 (or -1 shifting right) */
+  kl_tensor *u = from(KL_U8, 1, SHAPE(4), VALS(200, 1, 255, 3));
+  kl_tensor *n = from(KL_U8, 1, SHAPE(4), VALS(1, 7, 8, 0)), *yu = make(KL_U8, 1, SHAPE(4));
+  CHECK_OK(kl_rt_binary(KL_BINARY_SHL, u, n, yu));
+  CHECK_VALS(yu, 0, 144, 128, 0, 3);
+  CHECK_OK(kl_rt_binary(KL_BINARY_SHR, u, n, yu));
+  CHECK_VALS(yu, 0, 100, 0, 0, 3);
+  kl_tensor *s = from(KL_I32, 1, SHAPE(4), VALS(-9, -9, 9, -1));
+  kl_tensor *k = from(KL_I32, 1, SHAPE(4), VALS(1, 40, 40, -1)), *ys = make(KL_I32, 1, SHAPE(4));
+  CHECK_OK(kl_rt_binary(KL_BINARY_SHR, s, k, ys));
+  CHECK_VALS(ys, 0, -5, -1, 0, -1);
+  CHECK_ERR(kl_rt_binary(KL_BINARY_SHL, a, b, r), KL_ERR_UNSUPPORTED, "needs integer inputs");
+}
+
 int main(void) {
   test_unary();
   test_cast();
@@ -595,6 +660,7 @@ int main(void) {
   test_reduce();
   test_movement();
   test_adapters();
+  test_math(); /* issue 4 */
   release_all();
   return check_finish();
 }

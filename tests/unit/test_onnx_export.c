@@ -511,6 +511,228 @@ static void test_errors(void) {
   kl_ir_graph_destroy(g);
 }
 
+/* ---- elementwise math (issue 4) ---- */
+/* One-to-one ops compare as text; float remainder is written as Mod(fmod=1) and a sign fix
+ * (several ONNX nodes), integer remainder as Mod(fmod=0); shifts need Byte for BitShift. */
+static void test_math(void) {
+  /* a chain that keeps each input in its function's domain (acosh >= 1, |atanh| < 1) */
+  roundtrip("math_unary",
+            "graph(%x : Float(2, 3)):\n"
+            "  %a : Float(2, 3) = aten::sin(%x)\n"
+            "  %b : Float(2, 3) = aten::asin(%a)\n"
+            "  %c : Float(2, 3) = aten::cos(%b)\n"
+            "  %d : Float(2, 3) = aten::acos(%c)\n"
+            "  %e : Float(2, 3) = aten::tan(%d)\n"
+            "  %f : Float(2, 3) = aten::atan(%e)\n"
+            "  %g : Float(2, 3) = aten::sinh(%f)\n"
+            "  %h : Float(2, 3) = aten::asinh(%g)\n"
+            "  %i : Float(2, 3) = aten::cosh(%h)\n"
+            "  %j : Float(2, 3) = aten::acosh(%i)\n"
+            "  %k : Float(2, 3) = aten::atanh(%a)\n"
+            "  %l : Float(2, 3) = aten::floor(%e)\n"
+            "  %m : Float(2, 3) = aten::ceil(%g)\n"
+            "  %n : Float(2, 3) = aten::round(%i)\n"
+            "  %o : Float(2, 3) = aten::sign(%x)\n"
+            "  return (%j, %k, %l, %m, %n, %o)\n",
+            true);
+  roundtrip("math_fmod",
+            "graph(%x : Float(2, 3), %y : Float(3)):\n"
+            "  %a : Float(2, 3) = aten::fmod(%x, %y)\n"
+            "  return (%a)\n",
+            true);
+  roundtrip("math_remainder_float",
+            "graph(%x : Float(2, 3), %y : Float(3)):\n"
+            "  %a : Float(2, 3) = aten::remainder(%x, %y)\n"
+            "  return (%a)\n",
+            false);
+  roundtrip("math_int",
+            "graph(%x : Long(2, 4)):\n"
+            "  %d : Long(4) = prim::Constant[value=Long(4){3, -3, 7, -1}]()\n"
+            "  %a : Long(2, 4) = aten::remainder(%x, %d)\n"
+            "  %b : Long(2, 4) = aten::fmod(%x, %d)\n"
+            "  %c : Long(2, 4) = aten::sign(%b)\n"
+            "  return (%a, %c)\n",
+            false);
+  roundtrip("math_shift",
+            "graph(%x : Byte(2, 3), %n : Byte(2, 3)):\n"
+            "  %a : Byte(2, 3) = aten::bitwise_left_shift(%x, %n)\n"
+            "  %b : Byte(2, 3) = aten::bitwise_right_shift(%a, %n)\n"
+            "  return (%b)\n",
+            true);
+
+  /* The float remainder's fix-up really runs: -1 rem 3 = 2 and 1 rem -3 = -2 through ONNX. */
+  const char *ir = "graph(%x : Float(2)):\n"
+                   "  %d : Float(2) = prim::Constant[value=Float(2){3.0, -3.0}]()\n"
+                   "  %y : Float(2) = aten::remainder(%x, %d)\n"
+                   "  return (%y)\n";
+  kl_ir_graph *g = NULL, *back = NULL;
+  CHECK_OK(kl_ir_parse(ir, strlen(ir), NULL, &g));
+  char path[256];
+  snprintf(path, sizeof path, "%s/math_rem.onnx", tmp_dir);
+  if (g)
+    CHECK_OK(kl_onnx_export_file(g, path, 17));
+  if (g)
+    CHECK_OK(kl_onnx_import_file(path, NULL, &back));
+  if (back) {
+    kl_tensor *x = NULL, *y[1] = {NULL};
+    int64_t two = 2;
+    CHECK_OK(kl_tensor_create(KL_F32, 1, &two, &x));
+    if (x) {
+      ((float *)x->data)[0] = -1.0f;
+      ((float *)x->data)[1] = 1.0f;
+      CHECK_OK(kl_interp_run(back, &x, 1, y));
+    }
+    if (y[0]) {
+      CHECK(((float *)y[0]->data)[0] == 2.0f);
+      CHECK(((float *)y[0]->data)[1] == -2.0f);
+    }
+    kl_tensor_release(x);
+    kl_tensor_release(y[0]);
+  }
+  kl_ir_graph_destroy(back);
+  kl_ir_graph_destroy(g);
+
+  /* ONNX BitShift is unsigned only: a signed shift is refused, naming op and node. */
+  ir = "graph(%x : Int(3), %n : Int(3)):\n"
+       "  %y : Int(3) = aten::bitwise_left_shift(%x, %n)\n"
+       "  return (%y)\n";
+  g = NULL;
+  CHECK_OK(kl_ir_parse(ir, strlen(ir), NULL, &g));
+  if (g)
+    CHECK_ERR(kl_onnx_export_file(g, path, 17), KL_ERR_UNSUPPORTED,
+              "aten::bitwise_left_shift (defining %y) has no ONNX form at opset 17: ONNX "
+              "BitShift takes unsigned integers only");
+  kl_ir_graph_destroy(g);
+}
+
+/* ---- resize and grid sample (issue 4) ---- */
+static void test_resize(void) {
+  /* scales that give the sizes exactly are written as scales and read back the same */
+  roundtrip("resize_scales",
+            "graph(%x : Float(1, 2, 3, 4)):\n"
+            "  %a : Float(1, 2, 6, 6) = onnx::Resize[size=[1, 2, 6, 6], scales=[1.0, 1.0, 2.0, "
+            "1.5], mode=\"linear\", coordinate_transformation_mode=\"half_pixel\"](%x)\n"
+            "  %b : Float(1, 2, 12, 3) = onnx::Resize[size=[1, 2, 12, 3], scales=[1.0, 1.0, 2.0, "
+            "0.5], mode=\"nearest\", coordinate_transformation_mode=\"asymmetric\", "
+            "nearest_mode=\"ceil\"](%a)\n"
+            "  return (%b)\n",
+            true);
+  /* sizes no float32 scale reproduces, cubic, exclude_outside, and a crop with a roi */
+  roundtrip("resize_sizes",
+            "graph(%x : Float(1, 1, 6, 5)):\n"
+            "  %a : Float(1, 1, 7, 3) = onnx::Resize[size=[1, 1, 7, 3], mode=\"cubic\", "
+            "coordinate_transformation_mode=\"align_corners\", cubic_coeff_a=-0.5, "
+            "exclude_outside=1](%x)\n"
+            "  %b : Float(1, 1, 4, 4) = onnx::Resize[size=[1, 1, 4, 4], roi=[0.0, 0.0, 0.1, "
+            "-0.2, 1.0, 1.0, 0.8, 1.3], mode=\"linear\", "
+            "coordinate_transformation_mode=\"tf_crop_and_resize\", "
+            "extrapolation_value=2.5](%a)\n"
+            "  return (%b)\n",
+            false);
+  const char *aa = "graph(%x : Float(1, 1, 9, 8)):\n"
+                   "  %y : Float(1, 1, 4, 3) = onnx::Resize[size=[1, 1, 4, 3], mode=\"linear\", "
+                   "antialias=1](%x)\n"
+                   "  return (%y)\n";
+  roundtrip_at("resize_antialias", aa, 18, false);
+  char path[600];
+  snprintf(path, sizeof path, "%s/resize_antialias_17.onnx", tmp_dir);
+  kl_ir_graph *g = NULL;
+  CHECK_OK(kl_ir_parse(aa, strlen(aa), NULL, &g));
+  if (g)
+    CHECK_ERR(kl_onnx_export_file(g, path, 17), KL_ERR_UNSUPPORTED,
+              "antialias needs ONNX opset 18 or newer");
+  kl_ir_graph_destroy(g);
+
+  const char *gs = "graph(%x : Float(2, 3, 4, 5), %grid : Float(2, 3, 2, 2)):\n"
+                   "  %a : Float(2, 3, 3, 2) = onnx::GridSample[mode=\"cubic\", "
+                   "padding_mode=\"reflection\", align_corners=1](%x, %grid)\n"
+                   "  %b : Float(2, 3, 3, 2) = onnx::GridSample[mode=\"nearest\", "
+                   "padding_mode=\"border\", align_corners=0](%x, %grid)\n"
+                   "  return (%a, %b)\n";
+  roundtrip_at("grid_sample", gs, 17, true);
+  roundtrip_at("grid_sample", gs, 21, true);
+  snprintf(path, sizeof path, "%s/grid_sample_13.onnx", tmp_dir);
+  g = NULL;
+  CHECK_OK(kl_ir_parse(gs, strlen(gs), NULL, &g));
+  if (g)
+    CHECK_ERR(kl_onnx_export_file(g, path, 13), KL_ERR_UNSUPPORTED,
+              "GridSample needs ONNX opset 16 or newer");
+  kl_ir_graph_destroy(g);
+}
+
+/* ---- recurrent (issue 4) ---- */
+static void test_rnn(void) {
+  /* strings and floats attributes go out and come back unchanged (exact float32 values) */
+  roundtrip("lstm_bidir",
+            "graph(%x : Float(4, 2, 3), %w : Float(2, 8, 3), %r : Float(2, 8, 2), "
+            "%b : Float(2, 16)):\n"
+            "  %y : Float(4, 2, 2, 2), %y_h : Float(2, 2, 2), %y_c : Float(2, 2, 2) = "
+            "onnx::LSTM[hidden_size=2, direction=\"bidirectional\", activations=[\"HardSigmoid\", "
+            "\"Tanh\", \"Softsign\", \"Sigmoid\", \"LeakyRelu\", \"Tanh\"], activation_alpha=[0.25, "
+            "0.5], activation_beta=[0.75], clip=2.5, input_forget=1](%x, %w, %r, %b)\n"
+            "  return (%y, %y_h, %y_c)\n",
+            true);
+  /* omitted inputs (the size-0 placeholder) and the batch-major layout, written as
+   * Transposes around a layout-0 node */
+  roundtrip("gru_layout1",
+            "graph(%x : Float(2, 5, 3), %w : Float(1, 9, 3), %r : Float(1, 9, 3), "
+            "%h0 : Float(2, 1, 3)):\n"
+            "  %b : Float(0) = prim::Constant[value=Float(0){}]()\n"
+            "  %lens : Int(0) = prim::Constant[value=Int(0){}]()\n"
+            "  %y : Float(2, 5, 1, 3), %y_h : Float(2, 1, 3) = onnx::GRU[hidden_size=3, "
+            "layout=1, linear_before_reset=1](%x, %w, %r, %b, %lens, %h0)\n"
+            "  return (%y, %y_h)\n",
+            false);
+  roundtrip("rnn_reverse",
+            "graph(%x : Float(3, 2, 4), %w : Float(1, 5, 4), %r : Float(1, 5, 5), "
+            "%h0 : Float(1, 2, 5)):\n"
+            "  %b : Float(0) = prim::Constant[value=Float(0){}]()\n"
+            "  %lens : Int(2) = prim::Constant[value=Int(2){3, 1}]()\n"
+            "  %y : Float(3, 1, 2, 5), %y_h : Float(1, 2, 5) = onnx::RNN[hidden_size=5, "
+            "direction=\"reverse\", activations=[\"Relu\"]](%x, %w, %r, %b, %lens, %h0)\n"
+            "  return (%y, %y_h)\n",
+            false);
+}
+
+/* ---- reductions and indexing (issue 4) ---- */
+static void test_index(void) {
+  roundtrip("prod_cumsum",
+            "graph(%x : Float(3, 4)):\n"
+            "  %a : Float(3, 1) = aten::prod[dim=[1], keepdim=1](%x)\n"
+            "  %b : Float(3, 4) = aten::cumsum[dim=1, exclusive=1, reverse=1](%x)\n"
+            "  return (%a, %b)\n",
+            true);
+  /* integer prod is Long in the IR and keeps its type in ONNX: a Cast each way */
+  roundtrip("prod_int",
+            "graph(%x : Int(3, 4)):\n"
+            "  %a : Long() = aten::prod(%x)\n"
+            "  return (%a)\n",
+            false);
+  roundtrip("scatter_gather_nd",
+            "graph(%x : Float(3, 4), %i : Long(2, 3), %s : Float(2, 3), %j : Long(2, 1), "
+            "%u : Float(2, 4), %d : Float(3, 3, 4), %k : Long(3, 1)):\n"
+            "  %a : Float(3, 4) = aten::scatter[dim=0](%x, %i, %s)\n"
+            "  %b : Float(3, 4) = onnx::ScatterND(%x, %j, %u)\n"
+            "  %c : Float(3, 4) = onnx::GatherND[batch_dims=1](%d, %k)\n"
+            "  return (%a, %b, %c)\n",
+            true);
+  const char *red = "graph(%x : Float(3, 4), %i : Long(2, 3), %s : Float(2, 3), "
+                    "%j : Long(2, 1), %u : Float(2, 4)):\n"
+                    "  %a : Float(3, 4) = aten::scatter[dim=0, reduce=\"max\"](%x, %i, %s)\n"
+                    "  %b : Float(3, 4) = onnx::ScatterND[reduction=\"mul\"](%a, %j, %u)\n"
+                    "  return (%b)\n";
+  roundtrip_at("scatter_reduce", red, 18, true);
+  roundtrip_at("scatter_reduce", red, 21, true);
+  char path[600];
+  snprintf(path, sizeof path, "%s/scatter_reduce_17.onnx", tmp_dir);
+  kl_ir_graph *g = NULL;
+  CHECK_OK(kl_ir_parse(red, strlen(red), NULL, &g));
+  if (g)
+    CHECK_ERR(kl_onnx_export_file(g, path, 17), KL_ERR_UNSUPPORTED,
+              "max and min need opset 18");
+  kl_ir_graph_destroy(g);
+}
+
 int main(void) {
   if (!mkdtemp(tmp_dir)) {
     perror("mkdtemp");
@@ -521,6 +743,10 @@ int main(void) {
   test_symbolic();
   test_symbolic_run();
   test_errors();
+  test_math(); /* issue 4 */
+  test_resize(); /* issue 4 */
+  test_index(); /* issue 4 */
+  test_rnn();    /* issue 4 */
   char cmd[512];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
   if (system(cmd) != 0)

@@ -161,8 +161,8 @@ static void test_errors(void) {
   CHECK_EQ_INT(kl_status_code_of(s), KL_ERR_UNSUPPORTED);
   const char *m = kl_status_message(s);
   CHECK(strstr(m, "3 unsupported ops"));
-  CHECK(strstr(m, "Cosh (opset 17) in node 'first_bad'"));
-  CHECK(strstr(m, "Einsum (opset 17) in node 'second_bad'"));
+  CHECK(strstr(m, "Det (opset 17) in node 'first_bad'"));
+  CHECK(strstr(m, "Multinomial (opset 17) in node 'second_bad'"));
   CHECK(strstr(m, "Foo (domain 'com.example') in node 'third_bad'"));
   CHECK(!strstr(m, "'ok'"));
   kl_status_destroy(s);
@@ -272,7 +272,8 @@ int main(void) {
   CHECK(!kl_onnx_is_onnx_path(".onnx"));
   static const char *const fixtures[] = {"mlp", "cnn", "shapes", "opset9", "reduce",
                                          "transformer", "symbolic", "control_flow", "function",
-                                         "external", "composite"};
+                                         "external", "composite",
+                                         "einsum" /* issue 4 */};
   for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++)
     run_fixture(fixtures[i]);
   test_structure();

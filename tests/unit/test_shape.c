@@ -239,7 +239,12 @@ static void test_pool2d(void) {
   CHECK_ERR(kl_ir_node_infer(n), KL_ERR_INVALID_ARGUMENT, "kernel_size is missing");
   set_ints(n, "kernel_size", 2, 2, 2);
   set_ints(n, "padding", 2, 2, 0);
-  CHECK_ERR(kl_ir_node_infer(n), KL_ERR_INVALID_ARGUMENT, "more than half the kernel size");
+  CHECK_ERR(kl_ir_node_infer(n), KL_ERR_INVALID_ARGUMENT, "wholly in padding");
+  /* more than half the kernel is allowed (ONNX), while some input is in every window */
+  n = mk(KL_OP_AVG_POOL2D, 1, "Float(1, 1, 8, 8)", NULL);
+  set_ints(n, "kernel_size", 2, 3, 3);
+  set_ints(n, "padding", 2, 2, 2);
+  EXPECT(n, "Float(1, 1, 4, 4)");
   n = mk(KL_OP_MAX_POOL2D, 1, "Float(8, 8)", NULL);
   set_ints(n, "kernel_size", 2, 2, 2);
   CHECK_ERR(kl_ir_node_infer(n), KL_ERR_INVALID_ARGUMENT, "must be 4-D");
@@ -399,9 +404,17 @@ static void test_reduce(void) {
   n = mk(KL_OP_AMAX, 1, "Int(4, 5)", NULL);
   set_ints(n, "dim", 1, 1);
   EXPECT(n, "Int(4)");
-  n = mk(KL_OP_AMIN, 1, "Float(0, 5)", NULL);
+  n = mk(KL_OP_AMIN, 1, "Int(0, 5)", NULL);
   set_ints(n, "dim", 1, 0);
   CHECK_ERR(kl_ir_node_infer(n), KL_ERR_INVALID_ARGUMENT, "reduced dim 0 is empty");
+  /* float max/min of nothing is -inf/+inf (ONNX; issue 4) */
+  n = mk(KL_OP_AMIN, 1, "Float(0, 5)", NULL);
+  set_ints(n, "dim", 1, 0);
+  EXPECT(n, "Float(5)");
+  /* prod of integers is Long, as sum (issue 4) */
+  n = mk(KL_OP_PROD, 1, "Int(4, 5)", NULL);
+  set_ints(n, "dim", 1, 1);
+  EXPECT(n, "Long(4)");
   CHECK_ERR(kl_ir_node_infer(mk(KL_OP_MEAN, 1, "Long(4)", NULL)), KL_ERR_INVALID_ARGUMENT,
             "aten::mean: input Long(4) must have a floating-point dtype");
   EXPECT(mk(KL_OP_MEAN, 1, "Double(4)", NULL), "Double()");
@@ -1052,6 +1065,57 @@ static void test_params_movement(void) {
   CHECK_ERR(kl_ir_normalize_dim(n, 0, 0, &d), KL_ERR_INVALID_ARGUMENT, "rank-0");
 }
 
+/* ---- elementwise math (issue 4) ---------------------------------------------------------- */
+
+static void test_math(void) {
+  EXPECT(mk(KL_OP_SIN, 1, "Float(N, 3)", NULL), "Float(N, 3)");
+  EXPECT(mk(KL_OP_ROUND, 1, "Half(2)", NULL), "Half(2)");
+  CHECK_ERR(kl_ir_node_infer(mk(KL_OP_ACOSH, 1, "Long(2)", NULL)), KL_ERR_INVALID_ARGUMENT,
+            "aten::acosh: input Long(2) must have a floating-point dtype");
+  EXPECT(mk(KL_OP_SIGN, 1, "Char(4)", NULL), "Char(4)"); /* sign takes integers too */
+  CHECK_ERR(kl_ir_node_infer(mk(KL_OP_SIGN, 1, "Bool(4)", NULL)), KL_ERR_INVALID_ARGUMENT,
+            "must not be Bool");
+  EXPECT(mk(KL_OP_REMAINDER, 1, "Float(N, 1)", "Float(3)", NULL), "Float(N, 3)");
+  EXPECT(mk(KL_OP_FMOD, 1, "Long(2, 3)", "Long()", NULL), "Long(2, 3)");
+  EXPECT(mk(KL_OP_BITWISE_LEFT_SHIFT, 1, "Byte(2, 1)", "Byte(4)", NULL), "Byte(2, 4)");
+  CHECK_ERR(kl_ir_node_infer(mk(KL_OP_BITWISE_RIGHT_SHIFT, 1, "Float(2)", "Float(2)", NULL)),
+            KL_ERR_INVALID_ARGUMENT, "input Float(2) must be an integer tensor");
+  CHECK_ERR(kl_ir_node_infer(mk(KL_OP_BITWISE_RIGHT_SHIFT, 1, "Bool(2)", "Bool(2)", NULL)),
+            KL_ERR_INVALID_ARGUMENT, "input Bool(2) must be an integer tensor");
+  CHECK_ERR(kl_ir_node_infer(mk(KL_OP_BITWISE_LEFT_SHIFT, 1, "Int(2)", "Long(2)", NULL)),
+            KL_ERR_INVALID_ARGUMENT, "different dtypes");
+
+  /* each op reaches its own kernel op */
+  static const struct {
+    kl_op op;
+    kl_rt_unary_op want;
+  } un[] = {{KL_OP_SIN, KL_UNARY_SIN},     {KL_OP_COS, KL_UNARY_COS},
+            {KL_OP_TAN, KL_UNARY_TAN},     {KL_OP_ASIN, KL_UNARY_ASIN},
+            {KL_OP_ACOS, KL_UNARY_ACOS},   {KL_OP_ATAN, KL_UNARY_ATAN},
+            {KL_OP_SINH, KL_UNARY_SINH},   {KL_OP_COSH, KL_UNARY_COSH},
+            {KL_OP_ASINH, KL_UNARY_ASINH}, {KL_OP_ACOSH, KL_UNARY_ACOSH},
+            {KL_OP_ATANH, KL_UNARY_ATANH}, {KL_OP_FLOOR, KL_UNARY_FLOOR},
+            {KL_OP_CEIL, KL_UNARY_CEIL},   {KL_OP_ROUND, KL_UNARY_ROUND},
+            {KL_OP_SIGN, KL_UNARY_SIGN}};
+  for (size_t i = 0; i < sizeof un / sizeof un[0]; i++) {
+    kl_rt_unary_op op = KL_UNARY_IDENTITY;
+    double a, b;
+    CHECK_OK(kl_ir_unary_params(mk(un[i].op, 1, "Float(1)", NULL), &op, &a, &b));
+    CHECK_EQ_INT(op, un[i].want);
+  }
+  static const struct {
+    kl_op op;
+    kl_rt_binary_op want;
+  } bin[] = {{KL_OP_REMAINDER, KL_BINARY_REMAINDER}, {KL_OP_FMOD, KL_BINARY_FMOD},
+             {KL_OP_BITWISE_LEFT_SHIFT, KL_BINARY_SHL},
+             {KL_OP_BITWISE_RIGHT_SHIFT, KL_BINARY_SHR}};
+  for (size_t i = 0; i < sizeof bin / sizeof bin[0]; i++) {
+    kl_rt_binary_op op = KL_BINARY_ADD;
+    CHECK_OK(kl_ir_binary_params(mk(bin[i].op, 1, "Long(1)", "Long(1)", NULL), &op));
+    CHECK_EQ_INT(op, bin[i].want);
+  }
+}
+
 int main(void) {
   g = kl_ir_graph_create();
   int sym;
@@ -1081,6 +1145,7 @@ int main(void) {
   test_params_conv_pool();
   test_params_unary_binary();
   test_params_movement();
+  test_math(); /* issue 4 */
   kl_ir_graph_destroy(g);
   return check_finish();
 }
