@@ -4,9 +4,9 @@
 #    unless it is cached there; without torch and torchvision it and the test skip (exit 77);
 # 1. `kiln run model.onnx` matches PyTorch's output (rtol 1e-3, atol 1e-4; compare.py);
 # 2. `kiln check model.onnx -O3` on the same input agrees (rtol 1e-4, atol 1e-5);
-# 3. `kiln export` of the imported model passes onnx.checker and runs in ONNX Runtime and in
-#    kiln with PyTorch's output (check_ort.py with the venv's onnx and onnxruntime; noted, not
-#    failed, where they are missing);
+# 3. `kiln export` of the imported model passes onnx.checker, imports back to the same IR, and
+#    runs in ONNX Runtime and in kiln with PyTorch's output (check_ort.py with the venv's onnx
+#    and onnxruntime; noted, not failed, where they are missing);
 # 4. `kiln opt -O3` fused: `kiln show --stats` shows fusion groups, fewer top-level nodes, and
 #    what each model must lose or gain (the op counts of both graphs are printed).
 KILN=$1
@@ -118,6 +118,11 @@ if [ "$rc" -eq 0 ]; then
   else
     show "$TMP/rerun.err"
   fi
+  # import -> export -> import gives the same IR, byte for byte
+  "$KILN" show "$MODEL" >"$TMP/import1.ir" 2>&1
+  "$KILN" show "$TMP/export.onnx" >"$TMP/import2.ir" 2>&1
+  check "importing kiln's export gives other IR than importing the original" \
+    cmp -s "$TMP/import1.ir" "$TMP/import2.ir"
 else
   show "$TMP/kexport.err"
 fi
