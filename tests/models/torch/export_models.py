@@ -179,8 +179,37 @@ def image_input(gen):
     return torch.randn(1, 3, 224, 224, generator=gen)
 
 
-def torchvision_model(name):
-    return getattr(torchvision.models, name)(weights=None)
+def torchvision_model(name, **kwargs):
+    return getattr(torchvision.models, name)(weights=None, **kwargs)
+
+
+class AutoEncoder(torch.nn.Module):
+    """A small convolutional autoencoder: the decoder uses ConvTranspose and Upsample."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.enc = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1),
+                                 nn.ReLU())
+        self.dec = nn.Sequential(nn.ConvTranspose2d(16, 8, 4, 2, 1), nn.ReLU(),
+                                 nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                 nn.Conv2d(8, 3, 3, 1, 1), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.dec(self.enc(x))
+
+
+class SequenceClassifier(torch.nn.Module):
+    """A 2-layer bidirectional LSTM over a batch-first sequence, then a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(16, 32, num_layers=2, batch_first=True, bidirectional=True)
+        self.fc = torch.nn.Linear(64, 4)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.fc(y[:, -1])
 
 
 # torch.onnx.export folds eval-mode batch norms into the convs before writing the model; with
@@ -196,6 +225,18 @@ MODELS = collections.OrderedDict([
     ("mobilenet_v2", (lambda: torchvision_model("mobilenet_v2"), image_input, {})),
     ("bert", (BertEncoder, lambda gen: torch.randint(0, 1000, (1, 128), generator=gen), {})),
     ("gpt", (GptDecoder, lambda gen: torch.randint(0, 512, (1, 64), generator=gen), {})),
+    # the other torchvision classifier families, an autoencoder and an LSTM: every op they
+    # export to must import and run
+    ("efficientnet_b0", (lambda: torchvision_model("efficientnet_b0"), image_input, {})),
+    ("densenet121", (lambda: torchvision_model("densenet121"), image_input, {})),
+    ("squeezenet1_0", (lambda: torchvision_model("squeezenet1_0"), image_input, {})),
+    ("shufflenet_v2", (lambda: torchvision_model("shufflenet_v2_x1_0"), image_input, {})),
+    ("googlenet", (lambda: torchvision_model("googlenet", aux_logits=False, init_weights=True),
+                   image_input, {})),
+    ("convnext_tiny", (lambda: torchvision_model("convnext_tiny"), image_input, {})),
+    ("mnasnet", (lambda: torchvision_model("mnasnet0_5"), image_input, {})),
+    ("autoencoder", (AutoEncoder, lambda gen: torch.randn(1, 3, 32, 32, generator=gen), {})),
+    ("lstm", (SequenceClassifier, lambda gen: torch.randn(2, 7, 16, generator=gen), {})),
 ])
 
 
