@@ -502,6 +502,12 @@ kl_tensor *kl_bitwise_right_shift(kl_tensor *a, kl_tensor *b) {
   return binary(KL_OP_BITWISE_RIGHT_SHIFT, a, b);
 }
 
+/* ---- bitwise (issue 4) ---- */
+kl_tensor *kl_bitwise_and(kl_tensor *a, kl_tensor *b) { return binary(KL_OP_BITWISE_AND, a, b); }
+kl_tensor *kl_bitwise_or(kl_tensor *a, kl_tensor *b) { return binary(KL_OP_BITWISE_OR, a, b); }
+kl_tensor *kl_bitwise_xor(kl_tensor *a, kl_tensor *b) { return binary(KL_OP_BITWISE_XOR, a, b); }
+kl_tensor *kl_bitwise_not(kl_tensor *x) { return unary(KL_OP_BITWISE_NOT, x); }
+
 /* ---- reductions and indexing (issue 4) ----------------------------------------------- */
 
 kl_tensor *kl_prod(kl_tensor *x, int n_dims, const int64_t *dims, bool keepdim) {

@@ -247,6 +247,14 @@ kl_tensor *kl_fmod(kl_tensor *a, kl_tensor *b);
 kl_tensor *kl_bitwise_left_shift(kl_tensor *a, kl_tensor *b);
 kl_tensor *kl_bitwise_right_shift(kl_tensor *a, kl_tensor *b);
 
+/* ---- bitwise (issue 4) ---- */
+/* Integer (two's complement bits) or Bool (logical) tensors; a and b share a dtype and
+ * broadcast. */
+kl_tensor *kl_bitwise_and(kl_tensor *a, kl_tensor *b);
+kl_tensor *kl_bitwise_or(kl_tensor *a, kl_tensor *b);
+kl_tensor *kl_bitwise_xor(kl_tensor *a, kl_tensor *b);
+kl_tensor *kl_bitwise_not(kl_tensor *x);
+
 /* ---- resize and grid sample (issue 4) ---- */
 /* ONNX Resize of a floating-point x to sizes (one per dim, n_sizes = rank). mode "nearest",
  * "linear" or "cubic" (NULL: nearest); coord one of ONNX's coordinate_transformation_mode

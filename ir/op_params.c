@@ -227,6 +227,7 @@ kl_status kl_ir_unary_params(const kl_ir_node *n, kl_rt_unary_op *out_op, double
   case KL_OP_CEIL: op = KL_UNARY_CEIL; break;
   case KL_OP_ROUND: op = KL_UNARY_ROUND; break;
   case KL_OP_SIGN: op = KL_UNARY_SIGN; break;
+  case KL_OP_BITWISE_NOT: op = KL_UNARY_BITWISE_NOT; break; /* issue 4 */
   case KL_OP_DROPOUT: {
     /* Inference only: dropout is the identity; training mode would need randomness. */
     double p = 0;
@@ -275,6 +276,10 @@ kl_status kl_ir_binary_params(const kl_ir_node *n, kl_rt_binary_op *out_op) {
   case KL_OP_FMOD: op = KL_BINARY_FMOD; break;
   case KL_OP_BITWISE_LEFT_SHIFT: op = KL_BINARY_SHL; break;
   case KL_OP_BITWISE_RIGHT_SHIFT: op = KL_BINARY_SHR; break;
+  /* ---- bitwise (issue 4) ---- */
+  case KL_OP_BITWISE_AND: op = KL_BINARY_AND; break;
+  case KL_OP_BITWISE_OR: op = KL_BINARY_OR; break;
+  case KL_OP_BITWISE_XOR: op = KL_BINARY_XOR; break;
   default: return param_error(n, "not a binary elementwise op");
   }
   if (out_op)

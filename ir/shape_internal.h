@@ -32,6 +32,8 @@ KL_SHAPE_FN(unary_float);
 KL_SHAPE_FN(binary);
 KL_SHAPE_FN(compare);
 KL_SHAPE_FN(binary_int); /* integer operands only: shifts (issue 4) */
+KL_SHAPE_FN(bitwise);       /* integer or Bool operands: and, or, xor (issue 4) */
+KL_SHAPE_FN(unary_bitwise); /* integer or Bool input: not (issue 4) */
 KL_SHAPE_FN(where);
 KL_SHAPE_FN(cast);
 KL_SHAPE_FN(reduce);

@@ -587,6 +587,28 @@ KL_SHAPE_FN(binary_int) {
   return kl_shape_broadcast(node, &in[0], "input", &in[1], "other", &out[0]);
 }
 
+/* Bitwise and, or, xor (issue 4): binary broadcasting on integer or Bool operands. */
+KL_SHAPE_FN(bitwise) {
+  KL_RETURN_IF_ERROR(kl_shape_check_arity(node, in, n_in, 2, 2, n_out, 1, 1));
+  KL_RETURN_IF_ERROR(kl_shape_require_same_dtype(node, &in[0], "input", &in[1], "other"));
+  if (kl_dtype_is_float(in[0].dtype))
+    return kl_shape_error(node, "input %s must be an integer or Bool tensor",
+                          kl_shape_fmt(node, &in[0]).s);
+  out[0].dtype = in[0].dtype;
+  return kl_shape_broadcast(node, &in[0], "input", &in[1], "other", &out[0]);
+}
+
+/* Bitwise not (issue 4): same shape and dtype, integer or Bool input. */
+KL_SHAPE_FN(unary_bitwise) {
+  KL_RETURN_IF_ERROR(kl_shape_check_arity(node, in, n_in, 1, 1, n_out, 1, 1));
+  if (kl_dtype_is_float(in[0].dtype))
+    return kl_shape_error(node, "input %s must be an integer or Bool tensor",
+                          kl_shape_fmt(node, &in[0]).s);
+  KL_RETURN_IF_ERROR(kl_ir_unary_params(node, NULL, NULL, NULL));
+  out[0] = in[0];
+  return NULL;
+}
+
 /* aten::where(condition : Bool, input, other): all three broadcast together. */
 KL_SHAPE_FN(where) {
   KL_RETURN_IF_ERROR(kl_shape_check_arity(node, in, n_in, 3, 3, n_out, 1, 1));

@@ -52,12 +52,14 @@ typedef enum kl_rt_unary_op {
   KL_UNARY_CEIL,
   KL_UNARY_ROUND, /* half to even */
   KL_UNARY_SIGN,  /* -1, 0 or 1 (nan stays nan) */
+  /* ---- bitwise (issue 4) ---- */
+  KL_UNARY_BITWISE_NOT, /* integers and Bool only: ~x (Bool: logical not) */
   KL_UNARY_OP_COUNT /* keep last: not an op */
 } kl_rt_unary_op;
 
 /* a, b: the op's parameters (CLAMP: min, max, +-INFINITY when unbounded; LEAKY_RELU: slope).
  * Integer dtypes are accepted by RELU, CLAMP, NEG, ABS, SIGN and IDENTITY; the rest need
- * floats. */
+ * floats. BITWISE_NOT takes integers and Bool only. */
 kl_status kl_rt_unary(kl_rt_unary_op op, double a, double b, const kl_tensor *x, kl_tensor *y);
 
 /* y = x converted to y->dtype (float to int truncates toward zero; to bool: x != 0). */
@@ -84,6 +86,10 @@ typedef enum kl_rt_binary_op {
   KL_BINARY_SHL,       /* integers only: a << b; b < 0 or >= the dtype's bits gives 0 */
   KL_BINARY_SHR,       /* integers only: a >> b, arithmetic for signed dtypes; b < 0 or >= the
                         * dtype's bits gives 0 (or -1 for a negative a) */
+  /* ---- bitwise (issue 4) ---- */
+  KL_BINARY_AND, /* integers and Bool only: a & b */
+  KL_BINARY_OR,  /* integers and Bool only: a | b */
+  KL_BINARY_XOR, /* integers and Bool only: a ^ b */
   KL_BINARY_OP_COUNT   /* keep last: not an op */
 } kl_rt_binary_op;
 

@@ -4,7 +4,9 @@
  * allows fmod=0 only for integers, so for floats it is written as the formula it stands for:
  * r = Mod(a, b, fmod=1), then r + b where r is non-zero and its sign differs from b's. Shifts
  * are BitShift, which ONNX defines for unsigned integers only: Byte tensors export, the
- * signed ones are refused with a message. */
+ * signed ones are refused with a message. Bitwise and/or/xor/not are BitwiseAnd/Or/Xor/Not
+ * (opset 18) for integers; Bool tensors are the logical And/Or/Xor/Not at any opset (ONNX's
+ * bitwise ops take no Bool), integers below opset 18 are refused. */
 #include <string.h>
 
 #include "onnx_export_internal.h"
@@ -58,8 +60,37 @@ static void export_float_remainder(kl_onnx_exporter *ex, kl_onnx_scope *scope, c
   kl_onnx_ex_node(ex, scope, "Where", where_in, 3, &out, 1);
 }
 
+/* aten::bitwise_* (issue 4): the ONNX op name for dtype dt, or NULL when there is none at this
+ * opset (then *out_why says why). */
+static const char *bitwise_name(kl_onnx_exporter *ex, kl_op op, kl_dtype dt, const char **out_why) {
+  bool logical = dt == KL_BOOL;
+  *out_why = "ONNX's BitwiseAnd/Or/Xor/Not need opset 18 (Bool tensors export at any opset)";
+  if (!logical && kl_onnx_ex_opset(ex) < 18)
+    return NULL;
+  switch (op) {
+  case KL_OP_BITWISE_AND: return logical ? "And" : "BitwiseAnd";
+  case KL_OP_BITWISE_OR: return logical ? "Or" : "BitwiseOr";
+  case KL_OP_BITWISE_XOR: return logical ? "Xor" : "BitwiseXor";
+  case KL_OP_BITWISE_NOT: return logical ? "Not" : "BitwiseNot";
+  default: *out_why = "not a bitwise op"; return NULL;
+  }
+}
+
 kl_status kl_onnx_export_math(kl_onnx_exporter *ex, kl_onnx_scope *scope, const kl_ir_node *n) {
   const char *out = kl_onnx_ex_name(ex, n->outputs[0]);
+  if (n->op == KL_OP_BITWISE_AND || n->op == KL_OP_BITWISE_OR || n->op == KL_OP_BITWISE_XOR ||
+      n->op == KL_OP_BITWISE_NOT) {
+    const char *why;
+    const char *name = bitwise_name(ex, n->op, n->inputs[0]->type.dtype, &why);
+    if (!name)
+      return no_math_form(ex, n, why);
+    if (n->op == KL_OP_BITWISE_NOT)
+      kl_onnx_ex_node1(ex, scope, name, kl_onnx_ex_name(ex, n->inputs[0]), out);
+    else
+      kl_onnx_ex_node2(ex, scope, name, kl_onnx_ex_name(ex, n->inputs[0]),
+                       kl_onnx_ex_name(ex, n->inputs[1]), out);
+    return NULL;
+  }
   const char *unary = math_unary_name(n->op);
   if (unary) {
     kl_onnx_ex_node1(ex, scope, unary, kl_onnx_ex_name(ex, n->inputs[0]), out);

@@ -651,7 +651,12 @@ kl_status kl_onnx_export_op(kl_onnx_exporter *ex, kl_onnx_scope *scope, const kl
   case KL_OP_REMAINDER:
   case KL_OP_FMOD:
   case KL_OP_BITWISE_LEFT_SHIFT:
-  case KL_OP_BITWISE_RIGHT_SHIFT: return kl_onnx_export_math(ex, scope, n);
+  case KL_OP_BITWISE_RIGHT_SHIFT:
+  /* ---- bitwise (issue 4, onnx_export_math.c) ---- */
+  case KL_OP_BITWISE_AND:
+  case KL_OP_BITWISE_OR:
+  case KL_OP_BITWISE_XOR:
+  case KL_OP_BITWISE_NOT: return kl_onnx_export_math(ex, scope, n);
   /* ---- reductions and indexing (issue 4, onnx_export_index.c) ---- */
   case KL_OP_PROD:
   case KL_OP_CUMSUM:

@@ -2,8 +2,9 @@
  * functions, Floor, Ceil, Round and Sign map to one IR op each; Mod maps to aten::remainder
  * (fmod=0: the divisor's sign, integers only in ONNX) or aten::fmod (fmod=1: the dividend's
  * sign); BitShift maps to aten::bitwise_left_shift or aten::bitwise_right_shift by its
- * direction. ONNX's float-only and unsigned-only type rules are left to the IR's shape
- * functions, whose errors name the node; the attribute rules ONNX adds are checked here. */
+ * direction; BitwiseAnd/Or/Xor/Not (opset 18) map to aten::bitwise_and/or/xor/not. ONNX's
+ * float-only and unsigned-only type rules are left to the IR's shape functions, whose errors
+ * name the node; the attribute rules ONNX adds are checked here. */
 #include <string.h>
 
 #include "onnx_internal.h"
@@ -76,4 +77,28 @@ kl_status kl_onnx_map_bit_shift(kl_onnx_node_ctx *c) {
     return kl_onnx_node_error(c, KL_ERR_INVALID_ARGUMENT,
                               "attribute direction = \"%s\" must be \"LEFT\" or \"RIGHT\"", dir);
   return kl_onnx_emit2(c, op, x, y, &c->out[0]);
+}
+
+/* ---- bitwise (issue 4) ---- */
+/* BitwiseAnd/Or/Xor(A, B) and BitwiseNot(X): one IR op each; integer inputs only in ONNX, the
+ * IR also accepts Bool. */
+kl_status kl_onnx_map_bitwise(kl_onnx_node_ctx *c) {
+  const char *t = c->node->op_type;
+  if (!strcmp(t, "BitwiseNot")) {
+    kl_ir_value *x;
+    KL_RETURN_IF_ERROR(kl_onnx_need_x(c, &x));
+    return kl_onnx_emit1(c, KL_OP_BITWISE_NOT, x, &c->out[0]);
+  }
+  kl_op op;
+  if (!strcmp(t, "BitwiseAnd"))
+    op = KL_OP_BITWISE_AND;
+  else if (!strcmp(t, "BitwiseOr"))
+    op = KL_OP_BITWISE_OR;
+  else if (!strcmp(t, "BitwiseXor"))
+    op = KL_OP_BITWISE_XOR;
+  else
+    return kl_onnx_node_error(c, KL_ERR_INTERNAL, "no bitwise op for op type %s", t);
+  kl_ir_value *a, *b;
+  KL_RETURN_IF_ERROR(need_two(c, &a, &b));
+  return kl_onnx_emit2(c, op, a, b, &c->out[0]);
 }

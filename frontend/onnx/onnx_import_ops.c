@@ -1014,6 +1014,11 @@ static const op_entry op_table[] = {
     {"Sign", 9, kl_onnx_map_math_unary},
     {"Mod", 10, kl_onnx_map_mod},
     {"BitShift", 11, kl_onnx_map_bit_shift},
+    /* ---- bitwise (issue 4, onnx_import_math.c) ---- */
+    {"BitwiseAnd", 18, kl_onnx_map_bitwise},
+    {"BitwiseOr", 18, kl_onnx_map_bitwise},
+    {"BitwiseXor", 18, kl_onnx_map_bitwise},
+    {"BitwiseNot", 18, kl_onnx_map_bitwise},
     /* ---- resize and grid sample (issue 4, onnx_import_resize.c) ---- */
     {"GridSample", 16, kl_onnx_map_grid_sample},
     /* ---- reductions and indexing (issue 4, onnx_import_index.c) ---- */
@@ -1024,6 +1029,14 @@ static const op_entry op_table[] = {
     {"ScatterND", 11, kl_onnx_map_scatter_nd},
     {"GatherND", 11, kl_onnx_map_gather_nd},
     {"Einsum", 12, kl_onnx_map_einsum},
+    /* ---- windows, EyeLike, CenterCropPad, OneHot, LRN (issue 4, onnx_import_extra.c) ---- */
+    {"HannWindow", 17, kl_onnx_map_hann_window},
+    {"HammingWindow", 17, kl_onnx_map_hamming_window},
+    {"BlackmanWindow", 17, kl_onnx_map_blackman_window},
+    {"EyeLike", 9, kl_onnx_map_eye_like},
+    {"CenterCropPad", 18, kl_onnx_map_center_crop_pad},
+    {"OneHot", 9, kl_onnx_map_one_hot},
+    {"LRN", 1, kl_onnx_map_lrn},
 };
 #define N_OPS (sizeof op_table / sizeof op_table[0])
 

@@ -203,6 +203,7 @@ kl_status kl_onnx_map_rnn(kl_onnx_node_ctx *c);
 kl_status kl_onnx_map_math_unary(kl_onnx_node_ctx *c); /* Sin ... Atanh, Floor, Ceil, Round, Sign */
 kl_status kl_onnx_map_mod(kl_onnx_node_ctx *c);
 kl_status kl_onnx_map_bit_shift(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_bitwise(kl_onnx_node_ctx *c); /* BitwiseAnd/Or/Xor/Not (issue 4) */
 
 /* ---- onnx_import_resize.c: Resize, Upsample, GridSample (issue 4) ---------------------- */
 kl_status kl_onnx_map_resize(kl_onnx_node_ctx *c); /* Resize and Upsample */
@@ -215,5 +216,14 @@ kl_status kl_onnx_map_scatter_elements(kl_onnx_node_ctx *c); /* and Scatter (ops
 kl_status kl_onnx_map_scatter_nd(kl_onnx_node_ctx *c);
 kl_status kl_onnx_map_gather_nd(kl_onnx_node_ctx *c);
 kl_status kl_onnx_map_einsum(kl_onnx_node_ctx *c);
+
+/* ---- onnx_import_extra.c: windows, EyeLike, CenterCropPad, OneHot, LRN (issue 4) ------- */
+kl_status kl_onnx_map_hann_window(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_hamming_window(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_blackman_window(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_eye_like(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_center_crop_pad(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_one_hot(kl_onnx_node_ctx *c);
+kl_status kl_onnx_map_lrn(kl_onnx_node_ctx *c);
 
 #endif

@@ -13,13 +13,16 @@ static const char *binary_name(kl_rt_binary_op op) {
                                       "eq",  "ne",  "lt",  "le",  "gt",  "ge",
                                       /* elementwise math (issue 4) */
                                       "remainder", "fmod", "bitwise_left_shift",
-                                      "bitwise_right_shift"};
+                                      "bitwise_right_shift",
+                                      /* bitwise (issue 4) */
+                                      "bitwise_and", "bitwise_or", "bitwise_xor"};
   _Static_assert(sizeof names / sizeof names[0] == KL_BINARY_OP_COUNT, "one name per binary op");
   return (unsigned)op < sizeof names / sizeof names[0] ? names[op] : "binary";
 }
 
 static bool is_compare(kl_rt_binary_op op) { return op >= KL_BINARY_EQ && op <= KL_BINARY_GE; }
 static bool is_shift(kl_rt_binary_op op) { return op == KL_BINARY_SHL || op == KL_BINARY_SHR; }
+static bool is_bitwise(kl_rt_binary_op op) { return op >= KL_BINARY_AND && op <= KL_BINARY_XOR; }
 
 /* Python's %: fmod, moved into the divisor's sign when the signs differ (torch.remainder). */
 static inline double remainder_f64(double a, double b) {
@@ -49,7 +52,10 @@ static inline double binary_f64(kl_rt_binary_op op, double a, double b) {
   case KL_BINARY_FMOD: return fmod(a, b);
   case KL_BINARY_SHL:
   case KL_BINARY_SHR:
-  case KL_BINARY_OP_COUNT: break; /* shifts take integers only (checked before) */
+  case KL_BINARY_AND:
+  case KL_BINARY_OR:
+  case KL_BINARY_XOR:
+  case KL_BINARY_OP_COUNT: break; /* shifts and bitwise ops take integers only (checked before) */
   }
   return 0;
 }
@@ -109,6 +115,11 @@ static inline int64_t binary_i64(kl_rt_binary_op op, int64_t a, int64_t b, int *
    * negative a shifted right; between the dtype's width and 63 the store truncates to 0. */
   case KL_BINARY_SHL: return b < 0 || b >= 64 ? 0 : (int64_t)((uint64_t)a << b);
   case KL_BINARY_SHR: return b < 0 || b >= 64 ? (a < 0 ? -1 : 0) : a >> b;
+  /* Bitwise on the sign-extended (or zero-extended) int64: the store keeps the dtype's bits,
+   * and Bool's 0/1 stays 0/1. */
+  case KL_BINARY_AND: return a & b;
+  case KL_BINARY_OR: return a | b;
+  case KL_BINARY_XOR: return a ^ b;
   case KL_BINARY_OP_COUNT: break;
   }
   return 0;
@@ -169,6 +180,9 @@ kl_status kl_rt_binary(kl_rt_binary_op op, const kl_tensor *a, const kl_tensor *
                             kl_dtype_ir_name(y->dtype), kl_dtype_ir_name(want));
   if (is_shift(op) && (kl_dtype_is_float(a->dtype) || a->dtype == KL_BOOL))
     return kl_status_create(KL_ERR_UNSUPPORTED, "%s: needs integer inputs, got %s", name,
+                            kl_dtype_ir_name(a->dtype));
+  if (is_bitwise(op) && kl_dtype_is_float(a->dtype))
+    return kl_status_create(KL_ERR_UNSUPPORTED, "%s: needs integer or Bool inputs, got %s", name,
                             kl_dtype_ir_name(a->dtype));
   const kl_tensor *xs[2] = {a, b};
   bcast_iter it;

@@ -14,7 +14,9 @@ static const char *unary_name(kl_rt_unary_op op) {
       "log",  "erf",       "neg",        "abs",     "identity",
       /* elementwise math (issue 4) */
       "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
-      "floor", "ceil", "round", "sign"};
+      "floor", "ceil", "round", "sign",
+      /* bitwise (issue 4) */
+      "bitwise_not"};
   _Static_assert(sizeof names / sizeof names[0] == KL_UNARY_OP_COUNT, "one name per unary op");
   return (unsigned)op < sizeof names / sizeof names[0] ? names[op] : "unary";
 }
@@ -67,6 +69,7 @@ static inline double unary_f64(kl_rt_unary_op op, double x, double a, double b) 
   case KL_UNARY_CEIL: return ceil(x);
   case KL_UNARY_ROUND: return round_half_even(x);
   case KL_UNARY_SIGN: return x > 0 ? 1.0 : x < 0 ? -1.0 : x; /* keeps 0 and nan */
+  case KL_UNARY_BITWISE_NOT: /* integers only (checked before) */
   case KL_UNARY_OP_COUNT: break;
   }
   return x;
@@ -86,13 +89,14 @@ static inline int64_t unary_i64(kl_rt_unary_op op, int64_t x, double a, double b
   case KL_UNARY_NEG: return (int64_t)(0 - (uint64_t)x);
   case KL_UNARY_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
   case KL_UNARY_SIGN: return (x > 0) - (x < 0);
+  case KL_UNARY_BITWISE_NOT: return ~x; /* the store keeps the dtype's bits (Bool: see below) */
   default: return x;
   }
 }
 
 static bool unary_accepts_int(kl_rt_unary_op op) {
   return op == KL_UNARY_RELU || op == KL_UNARY_CLAMP || op == KL_UNARY_NEG || op == KL_UNARY_ABS ||
-         op == KL_UNARY_IDENTITY || op == KL_UNARY_SIGN;
+         op == KL_UNARY_IDENTITY || op == KL_UNARY_SIGN || op == KL_UNARY_BITWISE_NOT;
 }
 
 kl_status kl_rt_unary(kl_rt_unary_op op, double a, double b, const kl_tensor *x, kl_tensor *y) {
@@ -108,7 +112,17 @@ kl_status kl_rt_unary(kl_rt_unary_op op, double a, double b, const kl_tensor *x,
   if (!kl_dtype_is_float(x->dtype) && !unary_accepts_int(op))
     return kl_status_create(KL_ERR_UNSUPPORTED, "%s: needs a floating-point input, got %s", name,
                             kl_dtype_ir_name(x->dtype));
+  if (op == KL_UNARY_BITWISE_NOT && kl_dtype_is_float(x->dtype))
+    return kl_status_create(KL_ERR_UNSUPPORTED, "%s: needs an integer or Bool input, got %s", name,
+                            kl_dtype_ir_name(x->dtype));
   int64_t n = x->numel;
+  if (op == KL_UNARY_BITWISE_NOT && x->dtype == KL_BOOL) { /* ~ on 0/1 would store 1 for both */
+    const uint8_t *xs = x->data;
+    uint8_t *ys = y->data;
+    for (int64_t i = 0; i < n; i++)
+      ys[i] = !xs[i];
+    return NULL;
+  }
   if (op == KL_UNARY_IDENTITY) {
     if (x->nbytes)
       memmove(y->data, x->data, x->nbytes);

@@ -901,6 +901,15 @@ static void test_math_ops(void) {
   /* a float shift is refused by the shape check, as an error, not a crash */
   CHECK(kl_bitwise_left_shift(x23, x23) == NULL && kl_last_error() != NULL);
   kl_clear_error();
+  /* bitwise (issue 4) */
+  VS_IR("aten::bitwise_and(%a, %b)", kl_bitwise_and(ai, si), ai, si);
+  VS_IR("aten::bitwise_or(%a, %b)", kl_bitwise_or(ai, si), ai, si);
+  VS_IR("aten::bitwise_xor(%a, %b)", kl_bitwise_xor(ai, si), ai, si);
+  VS_IR("aten::bitwise_not(%a)", kl_bitwise_not(ai), ai);
+  kl_tensor *band = kl_bitwise_and(m7, d2), *bnot = kl_bitwise_not(m7);
+  CHECK(band && bnot && at(band, 0) == 0 && at(bnot, 0) == 6); /* -7 = ...11001 */
+  CHECK(kl_bitwise_xor(x23, x23) == NULL && kl_last_error() != NULL);
+  kl_clear_error();
   kl_scope_end();
 }
 

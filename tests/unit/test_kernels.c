@@ -648,9 +648,41 @@ static void test_math(void) {
   CHECK_ERR(kl_rt_binary(KL_BINARY_SHL, a, b, r), KL_ERR_UNSUPPORTED, "needs integer inputs");
 }
 
+/* ---- bitwise (issue 4) ------------------------------------------------------------------ */
+
+static void test_bitwise(void) {
+  /* two's complement bits, broadcasting a row; Bool stays logical */
+  kl_tensor *a = from(KL_I32, 2, SHAPE(2, 3), VALS(12, -1, 5, -8, 0, 7));
+  kl_tensor *b = from(KL_I32, 1, SHAPE(3), VALS(10, 6, -3)), *y = make(KL_I32, 2, SHAPE(2, 3));
+  CHECK_OK(kl_rt_binary(KL_BINARY_AND, a, b, y));
+  CHECK_VALS(y, 0, 8, 6, 5, 8, 0, 5);
+  CHECK_OK(kl_rt_binary(KL_BINARY_OR, a, b, y));
+  CHECK_VALS(y, 0, 14, -1, -3, -6, 6, -1);
+  CHECK_OK(kl_rt_binary(KL_BINARY_XOR, a, b, y));
+  CHECK_VALS(y, 0, 6, -7, -8, -14, 6, -6);
+  CHECK_OK(kl_rt_unary(KL_UNARY_BITWISE_NOT, 0, 0, a, y));
+  CHECK_VALS(y, 0, -13, 0, -6, 7, -1, -8);
+  kl_tensor *u = from(KL_U8, 1, SHAPE(3), VALS(0, 200, 255)), *yu = make(KL_U8, 1, SHAPE(3));
+  CHECK_OK(kl_rt_unary(KL_UNARY_BITWISE_NOT, 0, 0, u, yu));
+  CHECK_VALS(yu, 0, 255, 55, 0);
+  kl_tensor *p = from(KL_BOOL, 1, SHAPE(4), VALS(0, 0, 1, 1));
+  kl_tensor *q = from(KL_BOOL, 1, SHAPE(4), VALS(0, 1, 0, 1)), *yb = make(KL_BOOL, 1, SHAPE(4));
+  CHECK_OK(kl_rt_binary(KL_BINARY_XOR, p, q, yb));
+  CHECK_VALS(yb, 0, 0, 1, 1, 0);
+  CHECK_OK(kl_rt_binary(KL_BINARY_AND, p, q, yb));
+  CHECK_VALS(yb, 0, 0, 0, 0, 1);
+  CHECK_OK(kl_rt_unary(KL_UNARY_BITWISE_NOT, 0, 0, p, yb));
+  CHECK_VALS(yb, 0, 1, 1, 0, 0);
+  /* floats are refused, as errors */
+  kl_tensor *f = from(KL_F32, 1, SHAPE(2), VALS(1, 2)), *yf = make(KL_F32, 1, SHAPE(2));
+  CHECK_ERR(kl_rt_binary(KL_BINARY_OR, f, f, yf), KL_ERR_UNSUPPORTED, "bitwise_or: needs integer");
+  CHECK_ERR(kl_rt_unary(KL_UNARY_BITWISE_NOT, 0, 0, f, yf), KL_ERR_UNSUPPORTED, "bitwise_not");
+}
+
 int main(void) {
   test_unary();
   test_cast();
+  test_bitwise(); /* issue 4 */
   test_binary();
   test_where();
   test_matmul();

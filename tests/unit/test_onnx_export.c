@@ -603,6 +603,35 @@ static void test_math(void) {
               "aten::bitwise_left_shift (defining %y) has no ONNX form at opset 17: ONNX "
               "BitShift takes unsigned integers only");
   kl_ir_graph_destroy(g);
+
+  /* bitwise (issue 4): integers are BitwiseAnd/Or/Xor/Not from opset 18 and come back the
+   * same; below 18 they are refused; Bool is the logical And/Or/Xor/Not at any opset. */
+  roundtrip_at("bitwise_int",
+               "graph(%x : Int(2, 3), %y : Int(3)):\n"
+               "  %a : Int(2, 3) = aten::bitwise_and(%x, %y)\n"
+               "  %b : Int(2, 3) = aten::bitwise_or(%a, %x)\n"
+               "  %c : Int(2, 3) = aten::bitwise_xor(%b, %y)\n"
+               "  %d : Int(2, 3) = aten::bitwise_not(%c)\n"
+               "  return (%d)\n",
+               21, true);
+  roundtrip("bitwise_bool",
+            "graph(%x : Bool(2, 3), %y : Bool(3)):\n"
+            "  %a : Bool(2, 3) = aten::bitwise_and(%x, %y)\n"
+            "  %b : Bool(2, 3) = aten::bitwise_or(%x, %y)\n"
+            "  %c : Bool(2, 3) = aten::bitwise_xor(%a, %b)\n"
+            "  %d : Bool(2, 3) = aten::bitwise_not(%c)\n"
+            "  return (%d)\n",
+            false);
+  ir = "graph(%x : Long(3)):\n"
+       "  %y : Long(3) = aten::bitwise_not(%x)\n"
+       "  return (%y)\n";
+  g = NULL;
+  CHECK_OK(kl_ir_parse(ir, strlen(ir), NULL, &g));
+  if (g)
+    CHECK_ERR(kl_onnx_export_file(g, path, 17), KL_ERR_UNSUPPORTED,
+              "aten::bitwise_not (defining %y) has no ONNX form at opset 17: ONNX's BitwiseAnd/"
+              "Or/Xor/Not need opset 18");
+  kl_ir_graph_destroy(g);
 }
 
 /* ---- resize and grid sample (issue 4) ---- */

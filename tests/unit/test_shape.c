@@ -1084,6 +1084,17 @@ static void test_math(void) {
             KL_ERR_INVALID_ARGUMENT, "input Bool(2) must be an integer tensor");
   CHECK_ERR(kl_ir_node_infer(mk(KL_OP_BITWISE_LEFT_SHIFT, 1, "Int(2)", "Long(2)", NULL)),
             KL_ERR_INVALID_ARGUMENT, "different dtypes");
+  /* bitwise (issue 4): integers and Bool, broadcasting; floats refused */
+  EXPECT(mk(KL_OP_BITWISE_AND, 1, "Int(N, 1)", "Int(3)", NULL), "Int(N, 3)");
+  EXPECT(mk(KL_OP_BITWISE_XOR, 1, "Bool(2)", "Bool()", NULL), "Bool(2)");
+  EXPECT(mk(KL_OP_BITWISE_NOT, 1, "Bool(2, 3)", NULL), "Bool(2, 3)");
+  EXPECT(mk(KL_OP_BITWISE_NOT, 1, "Byte(4)", NULL), "Byte(4)");
+  CHECK_ERR(kl_ir_node_infer(mk(KL_OP_BITWISE_OR, 1, "Float(2)", "Float(2)", NULL)),
+            KL_ERR_INVALID_ARGUMENT, "input Float(2) must be an integer or Bool tensor");
+  CHECK_ERR(kl_ir_node_infer(mk(KL_OP_BITWISE_NOT, 1, "Half(2)", NULL)),
+            KL_ERR_INVALID_ARGUMENT, "input Half(2) must be an integer or Bool tensor");
+  CHECK_ERR(kl_ir_node_infer(mk(KL_OP_BITWISE_AND, 1, "Bool(2)", "Byte(2)", NULL)),
+            KL_ERR_INVALID_ARGUMENT, "different dtypes");
 
   /* each op reaches its own kernel op */
   static const struct {
@@ -1096,7 +1107,7 @@ static void test_math(void) {
             {KL_OP_ASINH, KL_UNARY_ASINH}, {KL_OP_ACOSH, KL_UNARY_ACOSH},
             {KL_OP_ATANH, KL_UNARY_ATANH}, {KL_OP_FLOOR, KL_UNARY_FLOOR},
             {KL_OP_CEIL, KL_UNARY_CEIL},   {KL_OP_ROUND, KL_UNARY_ROUND},
-            {KL_OP_SIGN, KL_UNARY_SIGN}};
+            {KL_OP_SIGN, KL_UNARY_SIGN},   {KL_OP_BITWISE_NOT, KL_UNARY_BITWISE_NOT}};
   for (size_t i = 0; i < sizeof un / sizeof un[0]; i++) {
     kl_rt_unary_op op = KL_UNARY_IDENTITY;
     double a, b;
@@ -1108,7 +1119,10 @@ static void test_math(void) {
     kl_rt_binary_op want;
   } bin[] = {{KL_OP_REMAINDER, KL_BINARY_REMAINDER}, {KL_OP_FMOD, KL_BINARY_FMOD},
              {KL_OP_BITWISE_LEFT_SHIFT, KL_BINARY_SHL},
-             {KL_OP_BITWISE_RIGHT_SHIFT, KL_BINARY_SHR}};
+             {KL_OP_BITWISE_RIGHT_SHIFT, KL_BINARY_SHR},
+             {KL_OP_BITWISE_AND, KL_BINARY_AND},
+             {KL_OP_BITWISE_OR, KL_BINARY_OR},
+             {KL_OP_BITWISE_XOR, KL_BINARY_XOR}};
   for (size_t i = 0; i < sizeof bin / sizeof bin[0]; i++) {
     kl_rt_binary_op op = KL_BINARY_ADD;
     CHECK_OK(kl_ir_binary_params(mk(bin[i].op, 1, "Long(1)", "Long(1)", NULL), &op));
