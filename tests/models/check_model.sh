@@ -17,6 +17,7 @@ if [ ! -x "$KILN" ] || [ -z "$NAME" ] || [ ! -d "$ROOT" ]; then
   echo "usage: sh $0 KILN NAME SOURCE_ROOT [EXAMPLE]" >&2
   exit 2
 fi
+. "$ROOT/tests/models/stats.sh"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kiln-model.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
 failures=0
@@ -90,29 +91,6 @@ check "kiln show --stats (before) failed" [ $? -eq 0 ]
 "$KILN" show --stats "$TMP/opt.kir" >"$TMP/after.stats" 2>&1
 check "kiln show --stats (after) failed" [ $? -eq 0 ]
 
-# stat_count FILE OP: the nodes of OP that `kiln show --stats` counts, sub-blocks included
-stat_count() {
-  awk -v op="$2" '
-    /^[^ ]/ { sec = "" }
-    /^nodes:/ { sec = "all" }
-    /^  / && sec == "all" && $1 == op { n = $2 }
-    END { print n + 0 }' "$1"
-}
-# top_count FILE [OP]: from `kiln show --stats`, the top-level nodes besides prim::Param and
-# prim::Constant, or those of OP at top level (listed apart only when some nodes are nested)
-top_count() {
-  awk -v op="$2" '
-    /^[^ ]/ { sec = "" }
-    /^nodes:/ { sec = "all" }
-    /^top level:/ { sec = "top"; besides = $5 }
-    /^  / && sec == "all" { all[$1] = $2 }
-    /^  / && sec == "top" { top[$1] = $2; listed = 1 }
-    END {
-      if (op == "") print besides + 0
-      else if (listed) print top[op] + 0
-      else print all[op] + 0
-    }' "$1"
-}
 # plan_bytes FILE FIELD: a number from the stats' workspace line (1: workspace, 2: peak live,
 # 3: without reuse)
 plan_bytes() {

@@ -18,6 +18,7 @@ if [ ! -x "$KILN" ] || [ -z "$NAME" ] || [ ! -d "$ROOT" ] || [ -z "$EXPORT_DIR" 
   echo "usage: sh $0 KILN NAME SOURCE_ROOT EXPORT_DIR" >&2
   exit 2
 fi
+. "$ROOT/tests/models/stats.sh"
 TORCH_PY=/usr/bin/python3
 if [ ! -x "$TORCH_PY" ]; then
   echo "skipped: no $TORCH_PY (Debian's python3 with python3-torch and python3-torchvision)"
@@ -144,29 +145,6 @@ check "kiln show --stats (before) failed" [ $? -eq 0 ]
 "$KILN" show --stats "$TMP/opt.kir" >"$TMP/after.stats" 2>&1
 check "kiln show --stats (after) failed" [ $? -eq 0 ]
 
-# stat_count FILE OP: the nodes of OP that `kiln show --stats` counts, sub-blocks included
-stat_count() {
-  awk -v op="$2" '
-    /^[^ ]/ { sec = "" }
-    /^nodes:/ { sec = "all" }
-    /^  / && sec == "all" && $1 == op { n = $2 }
-    END { print n + 0 }' "$1"
-}
-# top_count FILE [OP]: the top-level nodes besides prim::Param and prim::Constant, or those of
-# OP at top level (the stats list them apart only when some nodes are nested)
-top_count() {
-  awk -v op="$2" '
-    /^[^ ]/ { sec = "" }
-    /^nodes:/ { sec = "all" }
-    /^top level:/ { sec = "top"; besides = $5 }
-    /^  / && sec == "all" { all[$1] = $2 }
-    /^  / && sec == "top" { top[$1] = $2; listed = 1 }
-    END {
-      if (op == "") print besides + 0
-      else if (listed) print top[op] + 0
-      else print all[op] + 0
-    }' "$1"
-}
 # op_counts FILE: "op=count ..." of every op the stats count (sub-blocks included)
 op_counts() {
   awk '/^[^ ]/ { sec = "" } /^nodes:/ { sec = "all" }
