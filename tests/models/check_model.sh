@@ -17,35 +17,9 @@ if [ ! -x "$KILN" ] || [ -z "$NAME" ] || [ ! -d "$ROOT" ]; then
   echo "usage: sh $0 KILN NAME SOURCE_ROOT [EXAMPLE]" >&2
   exit 2
 fi
-. "$ROOT/tests/models/stats.sh"
+. "$ROOT/tests/models/lib.sh"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kiln-model.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
-failures=0
-checks=0
-
-fail() {
-  failures=$((failures + 1))
-  echo "FAIL: $NAME: $1" >&2
-}
-show() { # show FILE: its first lines, for a failure's context
-  echo "--- $1:" >&2
-  head -c 4000 "$1" | cut -c1-200 >&2
-  echo "---" >&2
-}
-check() { # check DESCRIPTION COMMAND...: counts a check, fails with DESCRIPTION unless COMMAND succeeds
-  what=$1
-  shift
-  checks=$((checks + 1))
-  "$@" || fail "$what"
-}
-finish() {
-  if [ "$failures" -ne 0 ]; then
-    echo "$failures of $checks checks failed" >&2
-    exit 1
-  fi
-  echo "$checks checks passed"
-  exit 0
-}
 
 # ---- the model ----
 if [ -n "$EXAMPLE" ]; then

@@ -18,7 +18,7 @@ if [ ! -x "$KILN" ] || [ -z "$NAME" ] || [ ! -d "$ROOT" ] || [ -z "$EXPORT_DIR" 
   echo "usage: sh $0 KILN NAME SOURCE_ROOT EXPORT_DIR" >&2
   exit 2
 fi
-. "$ROOT/tests/models/stats.sh"
+. "$ROOT/tests/models/lib.sh"
 TORCH_PY=/usr/bin/python3
 if [ ! -x "$TORCH_PY" ]; then
   echo "skipped: no $TORCH_PY (Debian's python3 with python3-torch and python3-torchvision)"
@@ -29,32 +29,6 @@ PY=$ROOT/.venv/bin/python  # numpy for compare.py; Debian's numpy (a torch depen
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kiln-torch.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
-failures=0
-checks=0
-
-fail() {
-  failures=$((failures + 1))
-  echo "FAIL: $NAME: $1" >&2
-}
-show() { # show FILE: its first lines, for a failure's context
-  echo "--- $1:" >&2
-  head -c 4000 "$1" | cut -c1-200 >&2
-  echo "---" >&2
-}
-check() { # check DESCRIPTION COMMAND...: counts a check, fails with DESCRIPTION unless COMMAND succeeds
-  what=$1
-  shift
-  checks=$((checks + 1))
-  "$@" || fail "$what"
-}
-finish() {
-  if [ "$failures" -ne 0 ]; then
-    echo "$failures of $checks checks failed" >&2
-    exit 1
-  fi
-  echo "$checks checks passed"
-  exit 0
-}
 
 # ---- 0. the model ----
 "$TORCH_PY" "$HERE/export_models.py" "$EXPORT_DIR" --models "$NAME" >"$TMP/export.out" 2>&1

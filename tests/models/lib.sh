@@ -1,5 +1,32 @@
-# Reading `kiln show --stats` output in the model tests (POSIX sh, sourced by check_model.sh
-# and torch/run_torch_model.sh).
+# What the model tests share (POSIX sh, sourced by check_model.sh and torch/run_torch_model.sh
+# after they set NAME): counted checks that report and exit, and readers of `kiln show --stats`.
+
+failures=0
+checks=0
+
+fail() {
+  failures=$((failures + 1))
+  echo "FAIL: $NAME: $1" >&2
+}
+show() { # show FILE: its first lines, for a failure's context
+  echo "--- $1:" >&2
+  head -c 4000 "$1" | cut -c1-200 >&2
+  echo "---" >&2
+}
+check() { # check DESCRIPTION COMMAND...: counts a check, fails with DESCRIPTION unless COMMAND succeeds
+  what=$1
+  shift
+  checks=$((checks + 1))
+  "$@" || fail "$what"
+}
+finish() {
+  if [ "$failures" -ne 0 ]; then
+    echo "$failures of $checks checks failed" >&2
+    exit 1
+  fi
+  echo "$checks checks passed"
+  exit 0
+}
 
 # stat_count FILE OP: the nodes of OP that `kiln show --stats` counts, sub-blocks included
 stat_count() {
