@@ -1,12 +1,13 @@
 /* Matrix products: numpy matmul (batched, broadcasting) and linear (x @ w^T + bias).
  *
- * Everything funnels into one core, C (M, N) += A (M, K) @ B (K, N), written i-k-j so the inner
- * loop runs over contiguous rows of B and C and the compiler vectorizes it. f32 and f64 have
- * native cores; the other dtypes are widened to double, multiplied, and narrowed at the end.
- * linear with few rows (batch-1 inference) uses row-by-row dot products instead, since
- * transposing w would cost more than the product. conv.c reuses the cores (kernels_internal.h). */
+ * Everything funnels into one core, C (M, N) += A (M, K) @ B (K, N): for f32 the blocked,
+ * register-tiled GEMM of runtime/gemm.h, for f64 a loop written i-k-j so the inner loop runs
+ * over contiguous rows of B and C and the compiler vectorizes it. The other dtypes are widened
+ * to double, multiplied, and narrowed at the end. linear with few rows (batch-1 inference) uses
+ * row-by-row dot products instead, since transposing w would cost more than the product. conv.c reuses the cores (kernels_internal.h). */
 #include <string.h>
 
+#include "../gemm.h"
 #include "kernels_internal.h"
 
 /* The cores work on panels of B small enough to stay in cache while every row of A passes
@@ -55,6 +56,11 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 void kl_rt_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                     int64_t ldb, float *C, int64_t ldc) {
+  /* the packed, register-tiled GEMM of runtime/gemm.h; the loops below only when it cannot
+   * have its scratch memory */
+  kl_sgemm_operand a = {A, lda, false}, b = {B, ldb, false};
+  if (kl_sgemm(M, N, K, a, NULL, b, NULL, C, ldc, true))
+    return;
   for (int64_t j0 = 0; j0 < N; j0 += GEMM_BLOCK_N)
     for (int64_t k0 = 0; k0 < K; k0 += GEMM_BLOCK_K)
       gemm_panel_f32(M, min64(GEMM_BLOCK_N, N - j0), min64(GEMM_BLOCK_K, K - k0), A + k0, lda,

@@ -1,0 +1,314 @@
+/* The blocked single-precision GEMM of runtime/gemm.h.
+ *
+ * Loop nest, for each block of KL_SGEMM_KC along k:
+ *   - A's rows for this k block are packed into panels of MR rows (k-major: a[k * MR + i]),
+ *     unless A came packed;
+ *   - for each panel of NR columns of B (k-major: b[k * NR + j], packed here or ahead of time),
+ *     the micro-kernel computes every MR x NR tile of C under it from the two panels.
+ * A B panel (KC x NR floats, 32 KiB) stays in L1 while the A panels stream from L2.
+ *
+ * The micro-kernel keeps an MR x NR tile in registers: 12 AVX-512 registers (6 rows x 2), or
+ * the same tile as two 6 x 16 halves with AVX2, or plain C. Tiles cut by the edges of C are
+ * computed whole into a local tile (the packed panels are zero-padded) and the valid part is
+ * copied, so every element of C goes through the same arithmetic whatever its position. */
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+
+#include "../gemm.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define KL_GEMM_X86 1
+#endif
+
+enum { MR = KL_SGEMM_MR, NR = KL_SGEMM_NR, KC = KL_SGEMM_KC };
+
+static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static float element(kl_sgemm_operand o, int64_t r, int64_t c) {
+  return o.trans ? o.data[c * o.ld + r] : o.data[r * o.ld + c];
+}
+
+size_t kl_sgemm_packed_a_floats(int64_t M, int64_t K) {
+  return (size_t)round_up(M, MR) * (size_t)K;
+}
+
+size_t kl_sgemm_packed_b_floats(int64_t K, int64_t N) {
+  return (size_t)round_up(N, NR) * (size_t)K;
+}
+
+/* Rows [0, M) of A, columns [k0, k0 + kc), as panels of MR rows: out[p * kc * MR + k * MR + i]. */
+static void pack_a_block(int64_t M, int64_t k0, int64_t kc, kl_sgemm_operand a, float *out) {
+  for (int64_t p = 0; p < M; p += MR) {
+    float *panel = out + p * kc;
+    int64_t rows = min64(MR, M - p);
+    if (!a.trans && rows == MR) {
+      const float *src = a.data + p * a.ld + k0;
+      for (int64_t k = 0; k < kc; k++)
+        for (int i = 0; i < MR; i++)
+          panel[k * MR + i] = src[i * a.ld + k];
+      continue;
+    }
+    for (int64_t k = 0; k < kc; k++)
+      for (int i = 0; i < MR; i++)
+        panel[k * MR + i] = i < rows ? element(a, p + i, k0 + k) : 0.0f;
+  }
+}
+
+/* Rows [k0, k0 + kc) of B, columns [n0, n0 + NR) clipped to N, as one panel: out[k * NR + j]. */
+static void pack_b_panel(int64_t N, int64_t k0, int64_t kc, int64_t n0, kl_sgemm_operand b,
+                         float *out) {
+  int64_t cols = min64(NR, N - n0);
+  if (!b.trans) {
+    for (int64_t k = 0; k < kc; k++) {
+      const float *src = b.data + (k0 + k) * b.ld + n0;
+      float *dst = out + k * NR;
+      memcpy(dst, src, (size_t)cols * sizeof(float));
+      for (int64_t j = cols; j < NR; j++)
+        dst[j] = 0.0f;
+    }
+    return;
+  }
+  for (int64_t k = 0; k < kc; k++)
+    for (int64_t j = 0; j < NR; j++)
+      out[k * NR + j] = j < cols ? b.data[(n0 + j) * b.ld + k0 + k] : 0.0f;
+}
+
+void kl_sgemm_pack_a(int64_t M, int64_t K, kl_sgemm_operand a, float *out) {
+  int64_t mpad = round_up(M, MR);
+  for (int64_t k0 = 0; k0 < K; k0 += KC)
+    pack_a_block(M, k0, min64(KC, K - k0), a, out + k0 * mpad);
+}
+
+void kl_sgemm_pack_b(int64_t K, int64_t N, kl_sgemm_operand b, float *out) {
+  int64_t npad = round_up(N, NR);
+  for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    int64_t kc = min64(KC, K - k0);
+    for (int64_t n0 = 0; n0 < N; n0 += NR)
+      pack_b_panel(N, k0, kc, n0, b, out + k0 * npad + n0 * kc);
+  }
+}
+
+/* ---- micro-kernels: tile (MR x NR, row stride ldc) = [tile +] a-panel @ b-panel ---------- */
+
+typedef void (*ukernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                           bool add);
+
+static void ukernel_generic(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                            bool add) {
+  float acc[MR][NR];
+  memset(acc, 0, sizeof acc);
+  for (int64_t k = 0; k < kc; k++)
+    for (int i = 0; i < MR; i++) {
+      float ai = a[k * MR + i];
+      for (int j = 0; j < NR; j++)
+        acc[i][j] += ai * b[k * NR + j];
+    }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++)
+      c[i * ldc + j] = add ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+
+#ifdef KL_GEMM_X86
+__attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const float *a,
+                                                               const float *b, float *c,
+                                                               int64_t ldc, bool add) {
+  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t k = 0; k < kc; k++, a += MR, b += NR) {
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    __m512 x = _mm512_set1_ps(a[0]);
+    c00 = _mm512_fmadd_ps(x, b0, c00), c01 = _mm512_fmadd_ps(x, b1, c01);
+    x = _mm512_set1_ps(a[1]);
+    c10 = _mm512_fmadd_ps(x, b0, c10), c11 = _mm512_fmadd_ps(x, b1, c11);
+    x = _mm512_set1_ps(a[2]);
+    c20 = _mm512_fmadd_ps(x, b0, c20), c21 = _mm512_fmadd_ps(x, b1, c21);
+    x = _mm512_set1_ps(a[3]);
+    c30 = _mm512_fmadd_ps(x, b0, c30), c31 = _mm512_fmadd_ps(x, b1, c31);
+    x = _mm512_set1_ps(a[4]);
+    c40 = _mm512_fmadd_ps(x, b0, c40), c41 = _mm512_fmadd_ps(x, b1, c41);
+    x = _mm512_set1_ps(a[5]);
+    c50 = _mm512_fmadd_ps(x, b0, c50), c51 = _mm512_fmadd_ps(x, b1, c51);
+  }
+  __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int i = 0; i < MR; i++)
+    for (int h = 0; h < 2; h++) {
+      float *p = c + i * ldc + 16 * h;
+      __m512 v = acc[i][h];
+      if (add)
+        v = _mm512_add_ps(_mm512_loadu_ps(p), v);
+      _mm512_storeu_ps(p, v);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const float *a,
+                                                              const float *b, float *c,
+                                                              int64_t ldc, bool add) {
+  for (int h = 0; h < 2; h++) { /* two 6 x 16 halves of the 6 x 32 tile */
+    const float *ap = a, *bp = b + 16 * h;
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t k = 0; k < kc; k++, ap += MR, bp += NR) {
+      __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+      __m256 x = _mm256_broadcast_ss(ap);
+      c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
+      x = _mm256_broadcast_ss(ap + 1);
+      c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
+      x = _mm256_broadcast_ss(ap + 2);
+      c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
+      x = _mm256_broadcast_ss(ap + 3);
+      c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
+      x = _mm256_broadcast_ss(ap + 4);
+      c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
+      x = _mm256_broadcast_ss(ap + 5);
+      c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    for (int i = 0; i < MR; i++)
+      for (int q = 0; q < 2; q++) {
+        float *p = c + i * ldc + 16 * h + 8 * q;
+        __m256 v = acc[i][q];
+        if (add)
+          v = _mm256_add_ps(_mm256_loadu_ps(p), v);
+        _mm256_storeu_ps(p, v);
+      }
+  }
+}
+#endif
+
+typedef struct isa_choice {
+  ukernel_fn fn;
+  const char *name;
+} isa_choice;
+
+static isa_choice chosen;
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+
+/* KILN_SGEMM_ISA=generic|avx2|avx512 forces a kernel the CPU supports (tests cover each). */
+static void choose_isa(void) {
+  chosen = (isa_choice){ukernel_generic, "generic"};
+#ifdef KL_GEMM_X86
+  __builtin_cpu_init();
+  const char *want = getenv("KILN_SGEMM_ISA");
+  bool avx512 = __builtin_cpu_supports("avx512f");
+  bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (want && !strcmp(want, "generic"))
+    return;
+  if (avx512 && !(want && !strcmp(want, "avx2")))
+    chosen = (isa_choice){ukernel_avx512, "avx512"};
+  else if (avx2)
+    chosen = (isa_choice){ukernel_avx2, "avx2"};
+#endif
+}
+
+static const isa_choice *isa(void) {
+  pthread_once(&chosen_once, choose_isa);
+  return &chosen;
+}
+
+const char *kl_sgemm_isa(void) { return isa()->name; }
+
+/* ---- scratch: one growing buffer per thread, freed when the thread ends ---------------- */
+
+typedef struct scratch {
+  float *data;
+  size_t floats;
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static bool scratch_key_ok;
+
+static void scratch_free(void *p) {
+  scratch *s = p;
+  free(s->data);
+  free(s);
+}
+
+static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+/* At least n floats, 64-byte aligned, owned by the calling thread; NULL when out of memory. */
+static float *scratch_get(size_t n) {
+  pthread_once(&scratch_once, scratch_init);
+  if (!scratch_key_ok)
+    return NULL;
+  scratch *s = pthread_getspecific(scratch_key);
+  if (!s) {
+    s = calloc(1, sizeof *s);
+    if (!s || pthread_setspecific(scratch_key, s) != 0) {
+      free(s);
+      return NULL;
+    }
+  }
+  if (s->floats < n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (!p)
+      return NULL;
+    free(s->data);
+    s->data = p;
+    s->floats = bytes / sizeof(float);
+  }
+  return s->data;
+}
+
+/* ---- the driver ------------------------------------------------------------------------- */
+
+bool kl_sgemm_cols(int64_t M, int64_t N, int64_t K, kl_sgemm_operand a, const float *packed_a,
+                   kl_sgemm_operand b, const float *packed_b, float *C, int64_t ldc,
+                   bool accumulate, int64_t n_begin, int64_t n_end) {
+  if (M <= 0 || n_end <= n_begin)
+    return true;
+  if (K <= 0) { /* an empty sum */
+    if (!accumulate)
+      for (int64_t i = 0; i < M; i++)
+        memset(C + i * ldc + n_begin, 0, (size_t)(n_end - n_begin) * sizeof(float));
+    return true;
+  }
+  ukernel_fn kernel = isa()->fn;
+  int64_t mpad = round_up(M, MR), npad = round_up(N, NR);
+  size_t a_floats = packed_a ? 0 : (size_t)(mpad * min64(KC, K));
+  size_t b_floats = packed_b ? 0 : (size_t)(KC * NR);
+  float *work = NULL;
+  if (a_floats + b_floats) {
+    work = scratch_get(a_floats + b_floats);
+    if (!work)
+      return false;
+  }
+  float *a_block = work, *b_panel = work ? work + a_floats : NULL;
+  float tile[MR * NR];
+  for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    int64_t kc = min64(KC, K - k0);
+    bool add = accumulate || k0 > 0;
+    const float *pa = packed_a ? packed_a + k0 * mpad : a_block;
+    if (!packed_a)
+      pack_a_block(M, k0, kc, a, a_block);
+    for (int64_t n0 = n_begin; n0 < n_end; n0 += NR) {
+      const float *pb = packed_b ? packed_b + k0 * npad + n0 * kc : b_panel;
+      if (!packed_b)
+        pack_b_panel(N, k0, kc, n0, b, b_panel);
+      int64_t cols = min64(NR, n_end - n0);
+      for (int64_t m0 = 0; m0 < M; m0 += MR) {
+        int64_t rows = min64(MR, M - m0);
+        float *c = C + m0 * ldc + n0;
+        if (rows == MR && cols == NR) {
+          kernel(kc, pa + m0 * kc, pb, c, ldc, add);
+          continue;
+        }
+        /* an edge tile: compute it whole, then add or copy the part inside C */
+        kernel(kc, pa + m0 * kc, pb, tile, NR, false);
+        for (int64_t i = 0; i < rows; i++)
+          for (int64_t j = 0; j < cols; j++)
+            c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+      }
+    }
+  }
+  return true;
+}
+
+bool kl_sgemm(int64_t M, int64_t N, int64_t K, kl_sgemm_operand a, const float *packed_a,
+              kl_sgemm_operand b, const float *packed_b, float *C, int64_t ldc, bool accumulate) {
+  return kl_sgemm_cols(M, N, K, a, packed_a, b, packed_b, C, ldc, accumulate, 0, N);
+}

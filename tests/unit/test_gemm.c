@@ -1,0 +1,95 @@
+/* The blocked GEMM (runtime/gemm.h) over odd sizes that reach every edge path: partial
+ * micro-tiles in M and N, a K that is not a multiple of the k block, transposed B, operands
+ * packed ahead of time, accumulation, and rows or columns computed by separate calls. Registered
+ * once per micro-kernel (KILN_SGEMM_ISA), so each ISA path the CPU has is covered. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "runtime/gemm.h"
+
+static uint32_t rng = 12345;
+static float rnd(void) {
+  rng = rng * 1664525u + 1013904223u;
+  return (float)((rng >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static float *random_floats(size_t n) {
+  float *p = malloc(n * sizeof *p + 4);
+  for (size_t i = 0; i < n; i++)
+    p[i] = rnd();
+  return p;
+}
+
+static bool same_bits(const float *a, const float *b, size_t n) {
+  return memcmp(a, b, n * sizeof *a) == 0;
+}
+
+static void check_case(int64_t M, int64_t N, int64_t K, bool trans_b) {
+  float *A = random_floats((size_t)(M * K)), *B = random_floats((size_t)(K * N));
+  float *C0 = random_floats((size_t)(M * N));
+  size_t mn = (size_t)(M * N);
+  float *C = malloc(mn * sizeof *C + 4), *D = malloc(mn * sizeof *D + 4);
+  kl_sgemm_operand a = {A, K, false}, b = {B, trans_b ? K : N, trans_b};
+
+  /* against a double-precision reference, with the error bound of a K-term sum */
+  CHECK(kl_sgemm(M, N, K, a, NULL, b, NULL, C, N, false));
+  bool close = true;
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) {
+      double ref = 0;
+      for (int64_t k = 0; k < K; k++)
+        ref += (double)A[i * K + k] * (trans_b ? B[j * K + k] : B[k * N + j]);
+      if (fabs(ref - C[i * N + j]) > 1e-6 * (double)K + 1e-6)
+        close = false;
+    }
+  if (!close)
+    fprintf(stderr, "M=%lld N=%lld K=%lld trans_b=%d: result off\n", (long long)M, (long long)N,
+            (long long)K, trans_b);
+  CHECK(close);
+
+  /* packed ahead of time: the same bits */
+  float *pa = malloc(kl_sgemm_packed_a_floats(M, K) * sizeof(float) + 4);
+  float *pb = malloc(kl_sgemm_packed_b_floats(K, N) * sizeof(float) + 4);
+  kl_sgemm_pack_a(M, K, a, pa);
+  kl_sgemm_pack_b(K, N, b, pb);
+  CHECK(kl_sgemm(M, N, K, a, pa, b, NULL, D, N, false) && same_bits(C, D, mn));
+  CHECK(kl_sgemm(M, N, K, a, NULL, b, pb, D, N, false) && same_bits(C, D, mn));
+  CHECK(kl_sgemm(M, N, K, a, pa, b, pb, D, N, false) && same_bits(C, D, mn));
+
+  /* columns in pieces of KL_SGEMM_NR, and rows one at a time: the same bits */
+  for (int64_t n0 = 0; n0 < N; n0 += KL_SGEMM_NR)
+    CHECK(kl_sgemm_cols(M, N, K, a, NULL, b, pb, D, N, false, n0,
+                        n0 + KL_SGEMM_NR < N ? n0 + KL_SGEMM_NR : N));
+  CHECK(same_bits(C, D, mn));
+  for (int64_t i = 0; i < M; i++) {
+    kl_sgemm_operand row = {A + i * K, K, false};
+    CHECK(kl_sgemm(1, N, K, row, NULL, b, NULL, D + i * N, N, false));
+  }
+  CHECK(same_bits(C, D, mn));
+
+  /* accumulate adds onto what C held */
+  memcpy(D, C0, mn * sizeof *D);
+  CHECK(kl_sgemm(M, N, K, a, NULL, b, NULL, D, N, true));
+  bool added = true;
+  for (size_t i = 0; i < mn; i++)
+    if (fabsf(D[i] - (C0[i] + C[i])) > 1e-5f * (float)K + 1e-5f)
+      added = false;
+  CHECK(added);
+
+  free(A), free(B), free(C0), free(C), free(D), free(pa), free(pb);
+}
+
+int main(void) {
+  fprintf(stderr, "micro-kernel: %s\n", kl_sgemm_isa());
+  static const int64_t sizes[] = {1, 3, 7, 17, 63, 65};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+    for (size_t j = 0; j < sizeof sizes / sizeof *sizes; j++) {
+      check_case(sizes[i], sizes[j], sizes[(i + j) % 6], false);
+      check_case(sizes[j], sizes[i], 127, true);
+    }
+  check_case(13, 70, 300, false); /* K past one k block */
+  check_case(6, 32, 513, true);   /* whole tiles, K = 2 blocks + 1 */
+  check_case(2, 5, 0, false);     /* an empty sum */
+  return check_finish();
+}
