@@ -1,0 +1,172 @@
+/* The thread pool of runtime/threadpool.h: n - 1 persistent workers plus the calling thread.
+ *
+ * One job at a time: kl_parallel_for publishes (fn, ctx, n_tasks, n_chunks) under the mutex,
+ * bumps a generation counter and broadcasts; worker i (1 .. n-1) wakes on the new generation,
+ * runs chunk i when there is one, and the last chunk to finish signals the caller, who ran chunk
+ * 0 meanwhile. Chunks are static and contiguous: chunk c covers
+ * [c * q + min(c, r), (c + 1) * q + min(c + 1, r)) with q, r = n_tasks / n_chunks, n_tasks %
+ * n_chunks, and n_chunks <= n_tasks / min_chunk, so every chunk holds at least min_chunk tasks
+ * and the split depends only on (n_tasks, min_chunk, pool size). */
+#include "threadpool.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* More threads than this is a mistake in the caller (or a machine kiln has not met). */
+#define KL_THREADPOOL_MAX 1024
+
+typedef struct worker {
+  struct kl_threadpool *pool;
+  int index; /* 1 .. n-1: the chunk this worker runs */
+  pthread_t thread;
+} worker;
+
+struct kl_threadpool {
+  int n_threads; /* counting the calling thread */
+  worker *workers; /* n_threads - 1 */
+  int n_started;
+  pthread_mutex_t mu;
+  pthread_cond_t work_cv; /* workers wait here for a new generation or stop */
+  pthread_cond_t done_cv; /* the caller waits here for pending == 0 */
+  uint64_t generation;
+  bool stop;
+  /* the current job */
+  kl_parallel_fn fn;
+  void *ctx;
+  int64_t n_tasks;
+  int n_chunks;
+  int pending; /* worker chunks of this job not yet finished */
+};
+
+static void chunk_range(int64_t n_tasks, int n_chunks, int c, int64_t *begin, int64_t *end) {
+  int64_t q = n_tasks / n_chunks, r = n_tasks % n_chunks;
+  *begin = c * q + (c < r ? c : r);
+  *end = *begin + q + (c < r ? 1 : 0);
+}
+
+static void *worker_main(void *arg) {
+  worker *w = arg;
+  kl_threadpool *pool = w->pool;
+  uint64_t seen = 0;
+  pthread_mutex_lock(&pool->mu);
+  for (;;) {
+    while (!pool->stop && pool->generation == seen)
+      pthread_cond_wait(&pool->work_cv, &pool->mu);
+    if (pool->stop)
+      break;
+    seen = pool->generation;
+    if (w->index >= pool->n_chunks)
+      continue; /* this job has fewer chunks than the pool has threads */
+    kl_parallel_fn fn = pool->fn;
+    void *ctx = pool->ctx;
+    int64_t begin, end;
+    chunk_range(pool->n_tasks, pool->n_chunks, w->index, &begin, &end);
+    pthread_mutex_unlock(&pool->mu);
+    fn(ctx, begin, end);
+    pthread_mutex_lock(&pool->mu);
+    if (--pool->pending == 0)
+      pthread_cond_signal(&pool->done_cv);
+  }
+  pthread_mutex_unlock(&pool->mu);
+  return NULL;
+}
+
+static int online_cpus(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1)
+    return 1;
+  return n > KL_THREADPOOL_MAX ? KL_THREADPOOL_MAX : (int)n;
+}
+
+kl_status kl_threadpool_create(int n_threads, kl_threadpool **out_pool) {
+  *out_pool = NULL;
+  if (n_threads < 0 || n_threads > KL_THREADPOOL_MAX)
+    return kl_status_create(KL_ERR_INVALID_ARGUMENT,
+                            "thread pool: %d threads requested; give 0 (one per CPU) to %d",
+                            n_threads, KL_THREADPOOL_MAX);
+  if (n_threads == 0)
+    n_threads = online_cpus();
+  kl_threadpool *pool = calloc(1, sizeof *pool);
+  if (!pool)
+    return kl_status_create(KL_ERR_OUT_OF_MEMORY, "thread pool: out of memory");
+  pool->n_threads = n_threads;
+  if (n_threads > 1) {
+    pool->workers = calloc((size_t)(n_threads - 1), sizeof *pool->workers);
+    if (!pool->workers) {
+      free(pool);
+      return kl_status_create(KL_ERR_OUT_OF_MEMORY, "thread pool: out of memory");
+    }
+  }
+  pthread_mutex_init(&pool->mu, NULL);
+  pthread_cond_init(&pool->work_cv, NULL);
+  pthread_cond_init(&pool->done_cv, NULL);
+  for (int i = 0; i < n_threads - 1; i++) {
+    worker *w = &pool->workers[i];
+    w->pool = pool;
+    w->index = i + 1;
+    int err = pthread_create(&w->thread, NULL, worker_main, w);
+    if (err) {
+      kl_threadpool_destroy(pool);
+      return kl_status_create(KL_ERR_LIMIT,
+                              "thread pool: could not start thread %d of %d (error %d)", i + 2,
+                              n_threads, err);
+    }
+    pool->n_started++;
+  }
+  *out_pool = pool;
+  return NULL;
+}
+
+void kl_threadpool_destroy(kl_threadpool *pool) {
+  if (!pool)
+    return;
+  pthread_mutex_lock(&pool->mu);
+  pool->stop = true;
+  pthread_cond_broadcast(&pool->work_cv);
+  pthread_mutex_unlock(&pool->mu);
+  for (int i = 0; i < pool->n_started; i++)
+    pthread_join(pool->workers[i].thread, NULL);
+  pthread_cond_destroy(&pool->done_cv);
+  pthread_cond_destroy(&pool->work_cv);
+  pthread_mutex_destroy(&pool->mu);
+  free(pool->workers);
+  free(pool);
+}
+
+int kl_threadpool_size(const kl_threadpool *pool) { return pool ? pool->n_threads : 1; }
+
+void kl_parallel_for(kl_threadpool *pool, int64_t n_tasks, int64_t min_chunk, kl_parallel_fn fn,
+                     void *ctx) {
+  if (n_tasks <= 0)
+    return;
+  if (min_chunk < 1)
+    min_chunk = 1;
+  int64_t most = n_tasks / min_chunk; /* chunks that can each have min_chunk tasks */
+  int n_chunks = pool ? pool->n_threads : 1;
+  if (most < n_chunks)
+    n_chunks = (int)most;
+  if (n_chunks <= 1) {
+    fn(ctx, 0, n_tasks);
+    return;
+  }
+  pthread_mutex_lock(&pool->mu);
+  pool->fn = fn;
+  pool->ctx = ctx;
+  pool->n_tasks = n_tasks;
+  pool->n_chunks = n_chunks;
+  pool->pending = n_chunks - 1;
+  pool->generation++;
+  pthread_cond_broadcast(&pool->work_cv);
+  pthread_mutex_unlock(&pool->mu);
+
+  int64_t begin, end;
+  chunk_range(n_tasks, n_chunks, 0, &begin, &end);
+  fn(ctx, begin, end);
+
+  pthread_mutex_lock(&pool->mu);
+  while (pool->pending > 0)
+    pthread_cond_wait(&pool->done_cv, &pool->mu);
+  pthread_mutex_unlock(&pool->mu);
+}
