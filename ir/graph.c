@@ -429,6 +429,25 @@ void kl_ir_node_insert_after(kl_ir_node *n, kl_ir_node *after) {
   link_between(n, after->owner, after, after->next);
 }
 
+void kl_ir_node_move_before(kl_ir_node *n, kl_ir_node *before) {
+  if (n == before)
+    return;
+  kl_ir_block *b = n->owner;
+  if (b) {
+    if (n->prev)
+      n->prev->next = n->next;
+    else
+      b->first = n->next;
+    if (n->next)
+      n->next->prev = n->prev;
+    else
+      b->last = n->prev;
+  }
+  n->owner = NULL;
+  n->prev = n->next = NULL;
+  link_between(n, before->owner, before->prev, before);
+}
+
 static void drop_uses(kl_ir_node *n) {
   for (int i = 0; i < n->n_inputs; i++)
     remove_use(n->inputs[i], n, NULL, i);

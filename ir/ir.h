@@ -211,6 +211,9 @@ kl_ir_node *kl_ir_block_add_node(kl_ir_block *b, kl_op op, kl_ir_value *const *i
                                  int n_inputs, int n_outputs);
 void kl_ir_node_insert_before(kl_ir_node *n, kl_ir_node *before);
 void kl_ir_node_insert_after(kl_ir_node *n, kl_ir_node *after);
+/* Moves n, already in a block, to just before `before` (in the same or another block of the
+ * graph), keeping its inputs, outputs and uses. */
+void kl_ir_node_move_before(kl_ir_node *n, kl_ir_node *before);
 /* Unlinks n from its block and drops its uses of its inputs. Its outputs must be unused. */
 void kl_ir_node_remove(kl_ir_node *n);
 void kl_ir_node_add_input(kl_ir_node *n, kl_ir_value *v);

@@ -2,6 +2,7 @@
  * function per op, plus shape inference for a node. Attribute schemas are parsed from their
  * ops.def text once, on first use. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,4 +164,19 @@ kl_status kl_ir_node_infer(kl_ir_node *n) {
   if (out != small_out)
     free(out);
   return s;
+}
+
+/* ---- expanders ---------------------------------------------------------------------------- */
+
+static _Atomic(kl_ir_expand_fn) expanders[KL_OP_COUNT];
+
+void kl_ir_set_expander(kl_op op, kl_ir_expand_fn fn) {
+  if ((unsigned)op < KL_OP_COUNT)
+    atomic_store(&expanders[op], fn);
+}
+
+kl_ir_expand_fn kl_ir_expander(kl_op op) {
+  if ((unsigned)op >= KL_OP_COUNT)
+    return NULL;
+  return atomic_load(&expanders[op]);
 }

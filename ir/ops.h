@@ -59,4 +59,16 @@ bool kl_op_lookup(const char *name, size_t len, kl_op *out_op);
 const kl_attr_schema *kl_op_attr_schema(kl_op op, const char *name);
 const char *kl_fuse_category_name(kl_fuse_category c);
 
+/* Expanders: for an op whose node stands for work that can only be spelled in static ops once
+ * some input values are known (onnx::Deferred), the function that rewrites such a node in
+ * place, in its block, into static nodes reading the values of its constant inputs. On success
+ * the node's outputs are replaced by the new values everywhere and the node is removed; on
+ * error the graph is left as it was. A layer above ir/ registers the function (the ONNX
+ * frontend registers onnx::Deferred's), so the interpreter and the passes can call it without
+ * knowing that layer. Registration is idempotent and safe from any thread; the getter returns
+ * NULL while none is registered. */
+typedef kl_status (*kl_ir_expand_fn)(struct kl_ir_node *node);
+void kl_ir_set_expander(kl_op op, kl_ir_expand_fn fn);
+kl_ir_expand_fn kl_ir_expander(kl_op op);
+
 #endif

@@ -15,6 +15,12 @@
  *   cast chains    to(to(x, A), B) becomes to(x, B) when every value of x's dtype is exact in
  *                  A (a widening first cast: see cast_is_exact), so the second cast alone sees
  *                  the same values
+ *   deferred nodes onnx::Deferred (an ONNX node whose mapping needed values known only at run
+ *                  time) is expanded into its static ops by the expander its frontend
+ *                  registered (ir/ops.h) once the inputs it reads are constants or the shapes
+ *                  it needs are static; types are then inferred again, so the values that
+ *                  were unknown at import become static. Without an expander, or while the
+ *                  values are still unknown, the node stays (the interpreter expands it)
  *
  * A removed node's output name survives where it can: a merged node takes over the name of the
  * node it replaces, and a graph output replaced by an existing value renames that value unless
@@ -296,6 +302,23 @@ static bool merge_cast_chain(kl_ir_node *n) {
   return true;
 }
 
+/* ---- deferred nodes ------------------------------------------------------------------- */
+
+/* Tries the registered expander on n; false (graph unchanged) when there is none or it fails,
+ * which for onnx::Deferred mostly means a value it reads is still not a constant. */
+static bool expand_deferred(kl_ir_node *n, bool *expanded) {
+  kl_ir_expand_fn expand = kl_ir_expander(n->op);
+  if (n->op != KL_OP_ONNX_DEFERRED || !expand)
+    return false;
+  kl_status s = expand(n);
+  if (s) {
+    kl_status_destroy(s);
+    return false;
+  }
+  *expanded = true;
+  return true;
+}
+
 /* ---- driver --------------------------------------------------------------------------- */
 
 /* Applies the first rule that matches n; true when the graph changed (n may be gone). */
@@ -310,13 +333,17 @@ static bool rewrite_node(kl_ir_graph *g, kl_ir_node *n) {
 
 /* One sweep over b and its sub-blocks. A rewrite may remove the node before n (a chain's
  * middle link), never a later one, so the saved next pointer stays valid. */
-static bool sweep_block(kl_ir_graph *g, kl_ir_block *b) {
+static bool sweep_block(kl_ir_graph *g, kl_ir_block *b, bool *expanded) {
   bool changed = false;
   kl_ir_node *next;
   for (kl_ir_node *n = b->first; n; n = next) {
     next = n->next;
     for (int i = 0; i < n->n_blocks; i++)
-      changed |= sweep_block(g, n->blocks[i]);
+      changed |= sweep_block(g, n->blocks[i], expanded);
+    if (n->op == KL_OP_ONNX_DEFERRED) {
+      changed |= expand_deferred(n, expanded); /* new nodes go before n: next stays valid */
+      continue;
+    }
     if (n->n_blocks == 0 && rewrite_node(g, n))
       changed = true;
   }
@@ -324,12 +351,17 @@ static bool sweep_block(kl_ir_graph *g, kl_ir_block *b) {
 }
 
 kl_status kl_pass_canonicalize(kl_ir_graph *g, const kl_pass_options *opts, bool *out_changed) {
-  (void)opts;
   bool changed = false;
   for (int round = 0; round < MAX_ROUNDS; round++) {
-    if (!sweep_block(g, g->top))
+    bool expanded_now = false;
+    if (!sweep_block(g, g->top, &expanded_now))
       break;
     changed = true;
+    if (expanded_now) {
+      /* Values downstream of an expanded node had unknown dims the new ops now give. */
+      bool inferred;
+      KL_RETURN_IF_ERROR(kl_pass_find("infer-shapes")->run(g, opts, &inferred));
+    }
   }
   *out_changed = changed;
   return NULL;

@@ -219,6 +219,61 @@ static kl_status run_kernel(run *r, const kl_ir_node *n, kl_tensor *const *in) {
   return s;
 }
 
+/* A node that can only be spelled in static ops once its input values are known
+ * (onnx::Deferred): a one-node graph of the concrete inputs as constants is expanded by the
+ * op's registered expander (ir/ops.h) into static ops, run, and its results are checked
+ * against the types the graph declares for the node's outputs. */
+static kl_status run_expanded(run *r, const kl_ir_node *n, kl_tensor *const *in) {
+  kl_ir_expand_fn expand = kl_ir_expander(n->op);
+  if (!expand)
+    return kl_status_create(KL_ERR_UNSUPPORTED, "%s has no expander registered; it is expanded "
+                            "by the ONNX frontend (kl_onnx_register_expanders)",
+                            kl_ir_node_op_name(n));
+  kl_ir_graph *sub = kl_ir_graph_create();
+  kl_ir_value **vals = calloc((size_t)n->n_inputs + 1, sizeof *vals);
+  kl_tensor **outs = calloc((size_t)n->n_outputs + 1, sizeof *outs);
+  if (!vals || !outs)
+    kl_fatal_oom();
+  for (int i = 0; i < n->n_inputs; i++) {
+    kl_ir_node *c = kl_ir_block_add_node(sub->top, KL_OP_CONSTANT, NULL, 0, 1);
+    kl_ir_node_set_tensor(c, "value", in[i]);
+    c->outputs[0]->type = kl_ir_type_of_tensor(in[i]);
+    kl_ir_value_set_name(c->outputs[0], n->inputs[i]->name);
+    vals[i] = c->outputs[0];
+  }
+  kl_ir_node *d = kl_ir_block_add_node(sub->top, n->op, vals, n->n_inputs, n->n_outputs);
+  for (int i = 0; i < n->n_attrs; i++)
+    kl_ir_node_set_attr(d, &n->attrs[i]);
+  for (int k = 0; k < n->n_outputs; k++) {
+    /* The declared types without symbols (they belong to r->g): checked below instead. */
+    kl_ir_type t = n->outputs[k]->type;
+    for (int dim = 0; dim < t.rank; dim++)
+      if (t.dims[dim].sym >= 0)
+        t.dims[dim].sym = KL_DIM_UNKNOWN;
+    d->outputs[k]->type = t;
+    kl_ir_value_set_name(d->outputs[k], n->outputs[k]->name);
+    kl_ir_block_add_return(sub->top, d->outputs[k]);
+  }
+  kl_status s = expand(d);
+  if (!s)
+    s = kl_interp_run(sub, NULL, 0, outs);
+  for (int k = 0; !s && k < n->n_outputs; k++) {
+    char what[300];
+    snprintf(what, sizeof what, "output %d", k);
+    s = check_against_type(r, outs[k], &n->outputs[k]->type, what);
+  }
+  for (int k = 0; k < n->n_outputs; k++) {
+    if (s)
+      kl_tensor_release(outs[k]);
+    else
+      env_set(r, n->outputs[k], outs[k]);
+  }
+  free(outs);
+  free(vals);
+  kl_ir_graph_destroy(sub);
+  return s;
+}
+
 /* prim::Param and prim::Constant: a reference to the graph's tensor, checked against the type
  * the graph declares for it. */
 static kl_status run_source(run *r, const kl_ir_node *n) {
@@ -267,6 +322,7 @@ static kl_status run_block(run *r, const kl_ir_block *b, kl_tensor *const *args,
       case KL_OP_IF: s = run_if(r, n, in); break;
       case KL_OP_LOOP: s = run_loop(r, n, in); break;
       case KL_OP_FUSION_GROUP: s = run_fusion_group(r, n, in); break;
+      case KL_OP_ONNX_DEFERRED: s = run_expanded(r, n, in); break;
       default: s = run_kernel(r, n, in); break;
       }
     }

@@ -40,6 +40,12 @@ kl_status kl_onnx_import_buffer(const void *data, size_t size, const char *base_
                                 const char *name, const kl_onnx_import_options *opts,
                                 kl_ir_graph **out_graph);
 
+/* Registers the expander of onnx::Deferred nodes (ONNX nodes whose mapping needs values known
+ * only at run time) with ir/ (kl_ir_set_expander), so the interpreter and the passes can turn
+ * them into static ops. Importing calls it; a program that loads graphs holding such nodes
+ * from .kir or text IR calls it once before running them. Idempotent. */
+void kl_onnx_register_expanders(void);
+
 /* Reads a serialized TensorProto (the input_N.pb / output_N.pb files of ONNX's test cases). */
 kl_status kl_onnx_read_tensor_file(const char *path, kl_tensor **out_tensor);
 

@@ -67,6 +67,10 @@ static void vec_push(kl_arena *a, ptr_vec *v, void *item) {
 
 int kl_onnx_ex_opset(const kl_onnx_exporter *ex) { return ex->opset; }
 
+void *kl_onnx_ex_alloc(kl_onnx_exporter *ex, size_t size) {
+  return kl_arena_alloc(ex->arena, size ? size : 1);
+}
+
 const char *kl_onnx_ex_name(const kl_onnx_exporter *ex, const kl_ir_value *v) {
   if (v->id >= 0 && v->id < ex->n_names && ex->names[v->id])
     return ex->names[v->id];
@@ -521,6 +525,17 @@ static kl_status export_node(kl_onnx_exporter *ex, kl_onnx_scope *scope, const k
     return NULL;
   }
   case KL_OP_CONSTANT: {
+    /* A placeholder read only where an RNN writes an omitted input ("") is not written: the
+     * import makes it again, under the same name. */
+    const kl_ir_value *cv = n->outputs[0];
+    bool only_placeholder = cv->n_uses > 0 && kl_onnx_ex_is_rnn_placeholder(cv);
+    for (int u = 0; only_placeholder && u < cv->n_uses; u++) {
+      const kl_ir_node *user = cv->uses[u].user;
+      only_placeholder = user && cv->uses[u].index >= 3 &&
+                         (user->op == KL_OP_RNN || user->op == KL_OP_GRU || user->op == KL_OP_LSTM);
+    }
+    if (only_placeholder)
+      return NULL;
     const kl_ir_attr *value = kl_ir_node_attr(n, "value");
     if (!value || value->kind != KL_ATTR_TENSOR)
       return kl_status_create(KL_ERR_INVALID_ARGUMENT, "prim::Constant %%%s has no tensor value",

@@ -19,6 +19,8 @@ typedef struct kl_onnx_exporter kl_onnx_exporter;
 typedef struct kl_onnx_scope kl_onnx_scope; /* the graph (main or a subgraph) being filled */
 
 int kl_onnx_ex_opset(const kl_onnx_exporter *ex);
+/* Zeroed memory that lives as long as the exporter (its arena). */
+void *kl_onnx_ex_alloc(kl_onnx_exporter *ex, size_t size);
 /* The ONNX name standing for an IR value (its IR name, or what an inlined fusion group maps
  * it to). */
 const char *kl_onnx_ex_name(const kl_onnx_exporter *ex, const kl_ir_value *v);
@@ -55,6 +57,11 @@ const char *kl_onnx_ex_const_scalar(kl_onnx_exporter *ex, kl_dtype dtype, double
 /* A tensor the caller made; the exporter keeps a reference until it is done. */
 const char *kl_onnx_ex_const_tensor(kl_onnx_exporter *ex, kl_tensor *t);
 
+/* onnx_import_deferred.c: onnx::Deferred written back as the ONNX node it keeps, at that
+ * node's opset only (the op's form may differ at another). */
+kl_status kl_onnx_export_deferred(kl_onnx_exporter *ex, kl_onnx_scope *scope,
+                                  const kl_ir_node *n);
+
 /* onnx_export_ops.c: the ONNX node(s) for one leaf op (not Param, Constant or control flow). */
 kl_status kl_onnx_export_op(kl_onnx_exporter *ex, kl_onnx_scope *scope, const kl_ir_node *n);
 
@@ -76,5 +83,8 @@ void kl_onnx_ex_attr_strings(kl_onnx_exporter *ex, Onnx__NodeProto *node, const 
                              const char *const *v, int n);
 /* onnx_export_rnn.c: onnx::RNN, onnx::GRU, onnx::LSTM. */
 kl_status kl_onnx_export_rnn(kl_onnx_exporter *ex, kl_onnx_scope *scope, const kl_ir_node *n);
+/* Whether v is a size-0 placeholder for an omitted optional input of an RNN, GRU or LSTM (it
+ * is written as omitted, ""). */
+bool kl_onnx_ex_is_rnn_placeholder(const kl_ir_value *v);
 
 #endif

@@ -670,6 +670,8 @@ kl_status kl_onnx_export_op(kl_onnx_exporter *ex, kl_onnx_scope *scope, const kl
   case KL_OP_RNN:
   case KL_OP_GRU:
   case KL_OP_LSTM: return kl_onnx_export_rnn(ex, scope, n);
+  /* ---- ONNX nodes kept for run time (onnx_import_deferred.c) ---- */
+  case KL_OP_ONNX_DEFERRED: return kl_onnx_export_deferred(ex, scope, n);
   default: break;
   }
   return no_form(ex, n, NULL);

@@ -6,7 +6,7 @@
 
 #include "onnx_export_internal.h"
 
-static bool is_placeholder(const kl_ir_value *v) {
+bool kl_onnx_ex_is_rnn_placeholder(const kl_ir_value *v) {
   return v->type.rank == 1 && kl_ir_dim_is_static(v->type.dims[0]) && v->type.dims[0].size == 0;
 }
 
@@ -27,7 +27,7 @@ kl_status kl_onnx_export_rnn(kl_onnx_exporter *ex, kl_onnx_scope *scope, const k
   const char *in[8] = {NULL};
   int n_in = n->n_inputs < 8 ? n->n_inputs : 8;
   for (int i = 0; i < n_in; i++)
-    in[i] = i >= 3 && is_placeholder(n->inputs[i]) ? NULL : kl_onnx_ex_name(ex, n->inputs[i]);
+    in[i] = i >= 3 && kl_onnx_ex_is_rnn_placeholder(n->inputs[i]) ? NULL : kl_onnx_ex_name(ex, n->inputs[i]);
   /* X, initial_h and initial_c to the sequence-major layout */
   for (int i = 0; batch_major && i < n_in; i++)
     if (in[i] && (i == 0 || i == 5 || i == 6))

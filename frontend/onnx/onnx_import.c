@@ -15,15 +15,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../../runtime/limits.h"
 #include "onnx_internal.h"
 
 #define MAX_REPORTED 50
 
 void kl_onnx_import_options_init(kl_onnx_import_options *opts) {
-  opts->max_file_bytes = (size_t)INT32_MAX;
-  opts->max_proto_depth = 64;
-  opts->max_subgraph_depth = 32;
-  opts->max_total_bytes = (size_t)16 << 30;
+  const kl_limits *l = kl_limits_get(); /* runtime/limits.h: defaults and KILN_LIMITS */
+  opts->max_file_bytes = (size_t)l->max_file_bytes;
+  opts->max_proto_depth = (int)l->max_proto_depth;
+  opts->max_subgraph_depth = (int)l->max_subgraph_depth;
+  opts->max_total_bytes = (size_t)l->max_total_bytes;
 }
 
 /* ---- name maps ----------------------------------------------------------------------------- */
@@ -211,8 +213,11 @@ static void check_graph(precheck *pc, const Onnx__GraphProto *g, kl_onnx_scope *
   }
   for (size_t i = 0; i < g->n_input; i++) {
     const char *name = g->input[i]->name;
-    if (!name || !*name)
+    if (!name || !*name) {
+      sb_addf(&pc->problems, "\n  %s: graph input %zu has no name", where, i);
+      pc->problems.n_items++;
       continue;
+    }
     void **slot = scope_slot(&defined, name, false);
     if (slot && *slot == (void *)2) {
       sb_addf(&pc->problems, "\n  %s: graph input '%s' is listed twice", where, name);
@@ -399,8 +404,8 @@ kl_tensor *kl_onnx_const_tensor(const kl_onnx_node_ctx *c, const kl_ir_value *v)
 
 /* A TypeProto of a graph input as an IR type: dim_value static, dim_param a symbol (declared
  * 1..unbounded on first use), neither unknown. */
-static kl_status type_from_proto(kl_onnx_importer *imp, const Onnx__TypeProto *tp,
-                                 const char *what, kl_ir_type *out) {
+kl_status kl_onnx_type_from_proto(kl_onnx_importer *imp, const Onnx__TypeProto *tp,
+                                  const char *what, kl_ir_type *out) {
   if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
     return kl_status_create(KL_ERR_UNSUPPORTED, "%s: %s is not a tensor (sequences, maps, "
                             "optionals and sparse tensors are not supported)", imp->name, what);
@@ -576,10 +581,20 @@ static kl_status convert_node(kl_onnx_importer *imp, const Onnx__NodeProto *node
       kl_onnx_op_fn map = is_default_domain(node->domain)
                               ? kl_onnx_find_op(node->op_type ? node->op_type : "", opset, NULL)
                               : NULL;
+      kl_ir_node *mark = b->last;
+      imp->needs_run_time = false;
       s = map ? map(&c)
               : kl_onnx_node_error(&c, KL_ERR_UNSUPPORTED, "op %s (domain '%s', opset %lld) is "
                                    "not supported", node->op_type ? node->op_type : "",
                                    node->domain ? node->domain : "", (long long)opset);
+      if (s && map && imp->needs_run_time && kl_status_code_of(s) == KL_ERR_UNSUPPORTED) {
+        /* The mapping needed a value or a shape known only at run time: drop what it emitted
+         * and keep the node as onnx::Deferred (onnx_import_deferred.c). */
+        while (b->last && b->last != mark)
+          kl_ir_node_remove(b->last);
+        memset(out, 0, n_out * sizeof *out);
+        s = kl_onnx_emit_deferred(&c, s);
+      }
     }
   }
   for (size_t k = 0; !s && k < n_out; k++) {
@@ -683,7 +698,7 @@ static kl_status convert_main_graph(kl_onnx_importer *imp) {
     char what[300];
     snprintf(what, sizeof what, "graph input '%s'", vi->name ? vi->name : "");
     kl_ir_type t;
-    s = type_from_proto(imp, vi->type, what, &t);
+    s = kl_onnx_type_from_proto(imp, vi->type, what, &t);
     const kl_onnx_binding *bound = NULL;
     for (int k = 0; k < imp->n_bindings && !bound; k++)
       if (vi->name && !strcmp(imp->bindings[k].name, vi->name))
@@ -742,6 +757,7 @@ static kl_status import_buffer(const void *data, size_t size, const char *base_d
                                const kl_onnx_binding *bindings, int n_bindings,
                                kl_ir_graph **out_graph) {
   *out_graph = NULL;
+  kl_onnx_register_expanders();
   kl_onnx_importer imp;
   memset(&imp, 0, sizeof imp);
   imp.name = name ? name : "<onnx buffer>";

@@ -27,9 +27,9 @@ kl_status kl_onnx_map_trilu(kl_onnx_node_ctx *c) {
   c->imp->budget -= (size_t)numel * 8;
   kl_tensor *diff;
   KL_RETURN_IF_ERROR(kl_tensor_create(KL_I64, 2, shape, &diff));
-  for (int64_t i = 0; i < shape[0]; i++)
-    for (int64_t j = 0; j < shape[1]; j++)
-      ((int64_t *)diff->data)[i * shape[1] + j] = j - i;
+  /* one loop over the elements: with a zero dim, the other may be huge (and is not walked) */
+  for (int64_t e = 0; e < numel; e++)
+    ((int64_t *)diff->data)[e] = e % shape[1] - e / shape[1];
   kl_ir_value *d = kl_onnx_emit_constant(c, diff);
   kl_tensor_release(diff);
   if (!kv)
@@ -87,6 +87,11 @@ kl_status kl_onnx_map_depth_to_space(kl_onnx_node_ctx *c) {
   KL_RETURN_IF_ERROR(kl_onnx_need_x(c, &x));
   int64_t s[KL_MAX_RANK], b = kl_onnx_attr_int(c, "blocksize", 0);
   KL_RETURN_IF_ERROR(kl_onnx_need_static(c, x, s));
+  int64_t bb, ho, wo; /* blocksize comes from the file: every product is checked */
+  if (x->type.rank == 4 && b > 0 &&
+      (!kl_mul_i64(b, b, &bb) || !kl_mul_i64(s[2], b, &ho) || !kl_mul_i64(s[3], b, &wo)))
+    return kl_onnx_node_error(c, KL_ERR_LIMIT, "blocksize %lld overflows the output shape",
+                              (long long)b);
   if (x->type.rank != 4 || b <= 0 || s[1] % (b * b) != 0)
     return kl_onnx_node_error(c, KL_ERR_INVALID_ARGUMENT, "needs a 4-D input whose channels "
                               "divide by blocksize^2");
@@ -95,7 +100,7 @@ kl_status kl_onnx_map_depth_to_space(kl_onnx_node_ctx *c) {
   int64_t cc = s[1] / (b * b);
   int64_t dcr[6] = {s[0], b, b, cc, s[2], s[3]}, crd_shape[6] = {s[0], cc, b, b, s[2], s[3]};
   static const int64_t dcr_perm[6] = {0, 3, 4, 1, 5, 2}, crd_perm[6] = {0, 1, 4, 2, 5, 3};
-  int64_t out[4] = {s[0], cc, s[2] * b, s[3] * b};
+  int64_t out[4] = {s[0], cc, ho, wo};
   KL_RETURN_IF_ERROR(kl_onnx_reshape_to(c, x, crd ? crd_shape : dcr, 6, &y));
   KL_RETURN_IF_ERROR(kl_onnx_permute(c, y, crd ? crd_perm : dcr_perm, 6, &y));
   return kl_onnx_reshape_to(c, y, out, 4, &c->out[0]);
@@ -111,7 +116,11 @@ kl_status kl_onnx_map_space_to_depth(kl_onnx_node_ctx *c) {
                               "width divide by blocksize");
   int64_t split[6] = {s[0], s[1], s[2] / b, b, s[3] / b, b};
   static const int64_t perm[6] = {0, 3, 5, 1, 2, 4};
-  int64_t out[4] = {s[0], s[1] * b * b, s[2] / b, s[3] / b};
+  int64_t depth; /* blocksize comes from the file: the product is checked */
+  if (!kl_mul_i64(s[1], b, &depth) || !kl_mul_i64(depth, b, &depth))
+    return kl_onnx_node_error(c, KL_ERR_LIMIT, "blocksize %lld overflows the output shape",
+                              (long long)b);
+  int64_t out[4] = {s[0], depth, s[2] / b, s[3] / b};
   KL_RETURN_IF_ERROR(kl_onnx_reshape_to(c, x, split, 6, &y));
   KL_RETURN_IF_ERROR(kl_onnx_permute(c, y, perm, 6, &y));
   return kl_onnx_reshape_to(c, y, out, 4, &c->out[0]);

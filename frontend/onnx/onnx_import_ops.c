@@ -72,6 +72,10 @@ kl_ir_value *kl_onnx_input(const kl_onnx_node_ctx *c, int i) {
 kl_status kl_onnx_const_ints(kl_onnx_node_ctx *c, int i, int64_t *out, int max, int *out_n) {
   kl_ir_value *v = kl_onnx_input(c, i);
   kl_tensor *t = kl_onnx_const_tensor(c, v);
+  if (!t && v)
+    c->imp->needs_run_time = true;
+  if (!v) /* absent: the node may have fewer than i + 1 inputs, so no name to print */
+    return kl_onnx_node_error(c, KL_ERR_FORMAT, "input %d is missing", i);
   if (!t)
     return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "input %d ('%s') needs a constant (an "
                               "initializer or a Constant node); kiln does not support shapes "
@@ -92,6 +96,8 @@ kl_status kl_onnx_const_scalar(kl_onnx_node_ctx *c, int i, double dflt, double *
   if (!v)
     return NULL;
   kl_tensor *t = kl_onnx_const_tensor(c, v);
+  if (!t)
+    c->imp->needs_run_time = true;
   if (!t)
     return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "input %d ('%s') needs a constant (an "
                               "initializer or a Constant node)", i, c->node->input[i]);
@@ -190,9 +196,11 @@ kl_ir_value *kl_onnx_scalar_const(kl_onnx_node_ctx *c, kl_dtype dtype, double v)
 }
 
 kl_status kl_onnx_need_static(kl_onnx_node_ctx *c, kl_ir_value *v, int64_t *shape) {
-  if (!kl_ir_type_shape(&v->type, shape))
+  if (!kl_ir_type_shape(&v->type, shape)) {
+    c->imp->needs_run_time = true;
     return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "input '%s' needs a static shape here",
                               v->name);
+  }
   return NULL;
 }
 

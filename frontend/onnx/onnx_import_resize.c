@@ -16,6 +16,8 @@ static kl_status const_floats(kl_onnx_node_ctx *c, int i, const char *what, doub
     return NULL;
   kl_tensor *t = kl_onnx_const_tensor(c, v);
   if (!t)
+    c->imp->needs_run_time = true;
+  if (!t)
     return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "input %d (%s) needs a constant (an "
                               "initializer or a Constant node)", i, what);
   if (t->numel == 0)

@@ -9,7 +9,7 @@
 #include "onnx_internal.h"
 
 /* A size-0 1-D constant of dtype standing for an omitted input. */
-static kl_ir_value *placeholder(kl_onnx_node_ctx *c, kl_dtype dtype) {
+static kl_ir_value *placeholder(kl_onnx_node_ctx *c, kl_dtype dtype, int index) {
   int64_t zero = 0;
   kl_tensor *t;
   kl_status s = kl_tensor_create(dtype, 1, &zero, &t);
@@ -19,6 +19,16 @@ static kl_ir_value *placeholder(kl_onnx_node_ctx *c, kl_dtype dtype) {
   }
   kl_ir_value *v = kl_onnx_emit_constant(c, t);
   kl_tensor_release(t);
+  /* Named after the node, not numbered: the export omits placeholders, and a re-import must
+   * spell them the same although it numbers other values differently. */
+  static const char *const roles[8] = {"X", "W", "R", "B", "sequence_lens", "initial_h",
+                                       "initial_c", "P"};
+  const char *out0 = c->node->n_output ? c->node->output[0] : NULL;
+  if (out0 && *out0 && index >= 0 && index < 8) {
+    char name[512];
+    snprintf(name, sizeof name, "%s.%s", out0, roles[index]);
+    kl_ir_value_set_name(v, name);
+  }
   return v;
 }
 
@@ -85,7 +95,7 @@ kl_status kl_onnx_map_rnn(kl_onnx_node_ctx *c) {
   for (int i = 0; i < n_given; i++) {
     in[i] = kl_onnx_input(c, i);
     if (!in[i])
-      in[i] = placeholder(c, i == 4 ? KL_I32 : x->type.dtype);
+      in[i] = placeholder(c, i == 4 ? KL_I32 : x->type.dtype, i);
   }
   kl_ir_node *n;
   KL_RETURN_IF_ERROR(kl_onnx_emit(c, op, in, n_given, lstm ? 3 : 2, &n));

@@ -63,7 +63,8 @@ kl_status kl_onnx_map_reshape(kl_onnx_node_ctx *c) {
       return kl_onnx_missing_attr(c, "shape");
     if (n > KL_MAX_RANK)
       return kl_onnx_node_error(c, KL_ERR_LIMIT, "shape has more than %d dims", KL_MAX_RANK);
-    memcpy(shape, v, (size_t)n * sizeof *v);
+    if (n > 0) /* an empty list is a NULL pointer */
+      memcpy(shape, v, (size_t)n * sizeof *v);
   } else {
     KL_RETURN_IF_ERROR(kl_onnx_const_ints(c, 1, shape, KL_MAX_RANK, &n));
   }
@@ -240,8 +241,10 @@ kl_status kl_onnx_map_slice(kl_onnx_node_ctx *c) {
       return kl_onnx_missing_attr(c, "ends");
     if (ns > KL_MAX_RANK || ne > KL_MAX_RANK)
       return kl_onnx_node_error(c, KL_ERR_LIMIT, "more than %d axes", KL_MAX_RANK);
-    memcpy(starts, v, (size_t)ns * sizeof *v);
-    memcpy(ends, e, (size_t)ne * sizeof *e);
+    if (ns > 0) /* an empty list is a NULL pointer */
+      memcpy(starts, v, (size_t)ns * sizeof *v);
+    if (ne > 0)
+      memcpy(ends, e, (size_t)ne * sizeof *e);
     const int64_t *a = kl_onnx_attr_ints(c, "axes", &na);
     if (na > KL_MAX_RANK)
       return kl_onnx_node_error(c, KL_ERR_LIMIT, "more than %d axes", KL_MAX_RANK);
@@ -262,11 +265,18 @@ kl_status kl_onnx_map_slice(kl_onnx_node_ctx *c) {
     int64_t step = nst >= 0 ? steps[i] : 1;
     if (step == 0)
       return kl_onnx_node_error(c, KL_ERR_INVALID_ARGUMENT, "step %d is 0", i);
+    int64_t dim = na >= 0 ? axes[i] : i, end = ends[i];
+    int64_t d = dim < 0 ? dim + y->type.rank : dim;
+    /* A backwards slice "to the front" has many spellings (-size - 1, INT64_MIN, as kiln's
+     * export writes it); with a static size they become one, -size - 1. */
+    if (step < 0 && d >= 0 && d < y->type.rank && kl_ir_dim_is_static(y->type.dims[d]) &&
+        end < -y->type.dims[d].size - 1)
+      end = -y->type.dims[d].size - 1;
     kl_ir_node *n;
     KL_RETURN_IF_ERROR(kl_onnx_add(c, KL_OP_SLICE, &y, 1, &n));
-    kl_ir_node_set_int(n, "dim", na >= 0 ? axes[i] : i);
+    kl_ir_node_set_int(n, "dim", dim);
     kl_ir_node_set_int(n, "start", starts[i]);
-    kl_ir_node_set_int(n, "end", ends[i]);
+    kl_ir_node_set_int(n, "end", end);
     kl_ir_node_set_int(n, "step", step);
     KL_RETURN_IF_ERROR(kl_onnx_finish(c, n, &y));
   }
@@ -351,9 +361,14 @@ kl_status kl_onnx_map_pad(kl_onnx_node_ctx *c) {
     pad[2 * d] = before[rank - 1 - d];
     pad[2 * d + 1] = after[rank - 1 - d];
   }
+  /* Trailing (0, 0) pairs (the leading dims) are dropped, as aten spells a pad: one spelling
+   * whether the pads came in full or, as kiln's own export writes them, for every dim. */
+  int n_pad = 2 * rank;
+  while (n_pad > 2 && pad[n_pad - 1] == 0 && pad[n_pad - 2] == 0)
+    n_pad -= 2;
   kl_ir_node *node;
   KL_RETURN_IF_ERROR(kl_onnx_add(c, KL_OP_CONSTANT_PAD, &x, 1, &node));
-  kl_ir_node_set_ints(node, "pad", pad, 2 * rank);
+  kl_ir_node_set_ints(node, "pad", pad, n_pad);
   if (value != 0)
     kl_ir_node_set_float(node, "value", value);
   return kl_onnx_finish(c, node, &c->out[0]);
@@ -448,9 +463,11 @@ kl_status kl_onnx_map_shape(kl_onnx_node_ctx *c) {
   if (!x)
     return kl_onnx_node_error(c, KL_ERR_FORMAT, "input 0 is missing");
   int64_t shape[KL_MAX_RANK];
-  if (!kl_ir_type_shape(&x->type, shape))
+  if (!kl_ir_type_shape(&x->type, shape)) {
+    c->imp->needs_run_time = true; /* kept as onnx::Deferred, read at run time */
     return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "input '%s' has a dynamic shape; Shape "
                               "needs a static one (kiln computes it at import)", x->name);
+  }
   int rank = x->type.rank;
   int64_t start = kl_onnx_attr_int(c, "start", 0), end = kl_onnx_attr_int(c, "end", rank);
   if (start < 0)
@@ -467,6 +484,8 @@ kl_status kl_onnx_map_shape(kl_onnx_node_ctx *c) {
 kl_status kl_onnx_map_size(kl_onnx_node_ctx *c) {
   kl_ir_value *x = kl_onnx_input(c, 0);
   int64_t numel;
+  if (x && !kl_ir_type_numel(&x->type, &numel))
+    c->imp->needs_run_time = true; /* kept as onnx::Deferred, read at run time */
   if (!x || !kl_ir_type_numel(&x->type, &numel))
     return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "Size needs an input of static shape");
   return kl_onnx_emit_i64_vector(c, &numel, 1, 0);

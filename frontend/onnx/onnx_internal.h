@@ -72,6 +72,7 @@ typedef struct kl_onnx_importer {
   int inline_depth;     /* of functions being inlined */
   const kl_onnx_binding *bindings; /* graph inputs imported as constants */
   int n_bindings;
+  bool needs_run_time;  /* set when a mapping needed a constant or a static shape it lacked */
 } kl_onnx_importer;
 
 /* kl_onnx_import_file with the named graph inputs bound to constant values (checked against
@@ -115,6 +116,19 @@ kl_status kl_onnx_node_error(const kl_onnx_node_ctx *c, kl_status_code code, con
 kl_status kl_onnx_import_subgraph(kl_onnx_node_ctx *c, const Onnx__GraphProto *sub,
                                   kl_ir_block *b, kl_ir_value *const *param_values,
                                   int n_params);
+
+/* A graph input or value_info TypeProto as an IR type: dim_value static, dim_param a symbol
+ * (declared 1..unbounded on first use), neither unknown. what names it in messages. */
+kl_status kl_onnx_type_from_proto(kl_onnx_importer *imp, const Onnx__TypeProto *tp,
+                                  const char *what, kl_ir_type *out);
+
+/* ---- onnx_import_deferred.c: nodes that need values known at run time ---------------------- */
+
+/* Called when the mapping of c's node failed with `why` after needing a constant or a static
+ * shape (imp->needs_run_time): emits the node as onnx::Deferred with its output types (from
+ * the model's declarations or the op's rank rule) and takes why; or returns why unchanged
+ * where the node cannot be deferred. */
+kl_status kl_onnx_emit_deferred(kl_onnx_node_ctx *c, kl_status why);
 
 /* ---- onnx_import_ops.c -------------------------------------------------------------------- */
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frontend/onnx/onnx.h"
 #include "ir/text.h"
 #include "passes/pass.h"
 #include "runtime/interp.h"
@@ -438,6 +439,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   test_path = argv[1];
+  kl_onnx_register_expanders(); /* graphs may hold onnx::Deferred nodes */
   size_t len = 0;
   char *text = read_file(test_path, &len);
   if (!text) {
