@@ -91,9 +91,12 @@ kl_status kl_cli_load_graph(const char *path, kl_ir_graph **out_graph);
 
 extern const kl_cli_command kl_cmd_show;
 extern const kl_cli_command kl_cmd_run;
+extern const kl_cli_command kl_cmd_compile;
+extern const kl_cli_command kl_cmd_bench;
 extern const kl_cli_command kl_cmd_opt;
 extern const kl_cli_command kl_cmd_check;
 extern const kl_cli_command kl_cmd_import;
 extern const kl_cli_command kl_cmd_export;
+extern const kl_cli_command kl_cmd_viz;
 
 #endif

@@ -10,6 +10,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # suite (tests/models/torch) exports real models with them; without them those tests skip.
 packages=(build-essential meson ninja-build pkg-config python3 python3-venv
           libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+          llvm-19-dev llvm-19 clang-14 graphviz binutils
           python3-torch python3-torchvision)
 
 missing=()

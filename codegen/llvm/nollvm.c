@@ -1,0 +1,12 @@
+/* kl_codegen_llvm_object for a kiln built without LLVM: every compile is refused with a
+ * message saying what to install. codegen/meson.build lists this file instead of the backend
+ * when llvm-config-19 was not found. */
+#include "../codegen.h"
+
+kl_status kl_codegen_llvm_object(const kl_ir_graph *g, const kl_compile_options *o,
+                                 const char *obj_path) {
+  (void)g;
+  (void)o;
+  (void)obj_path;
+  return kl_status_create(KL_ERR_UNSUPPORTED, "kiln was built without LLVM (install llvm-19-dev)");
+}
