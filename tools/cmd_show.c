@@ -182,11 +182,15 @@ const kl_cli_command kl_cmd_show = {
         "partial. The last lines give the workspace the memory plan needs for the intermediate values\n"
         "(graph outputs and weights not included): its size with buffers reused after their\n"
         "last use, the largest total alive at once, the size with one buffer per value, and how\n"
-        "many elementwise nodes write over their input. Symbolic dims count at their upper bound.",
+        "many elementwise nodes write over their input. Symbolic dims count at their upper bound.\n"
+        "\n"
+        "Exit status: 0 on success, 1 when the model cannot be loaded or printed, 2 on a usage\n"
+        "error.",
     .options = show_options,
     .n_options = (int)(sizeof show_options / sizeof show_options[0]),
     .examples = "  kiln show net.kir\n"
                 "  kiln show net.kir --stats\n"
-                "  kiln show model.ir | less\n",
+                "  kiln show model.ir | less\n"
+                "  kiln show model.onnx > model.ir                (ONNX as text IR)\n",
     .run = show_run,
 };
