@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "../runtime/checked.h"
+#include "../runtime/limits.h"
 #include "text.h"
 
 #define KIR_MAGIC "KILNIR "
@@ -606,9 +607,9 @@ static kl_status parse_dir(kir_loader *L, const unsigned char *dir, size_t dir_l
     pos += KIR_ENTRY_FIXED;
     if (code >= KIR_N_DTYPE_CODES)
       return fmt_error(L->name, "blob %" PRIu64 ": unknown dtype code %" PRIu64, i, code);
-    if (rank > KL_MAX_RANK)
+    if (rank > KL_MAX_RANK || rank > kl_limits_get()->max_rank)
       return fmt_error(L->name, "blob %" PRIu64 ": rank %" PRIu64 " is over the limit of %d", i,
-                       rank, KL_MAX_RANK);
+                       rank, (int)kl_limits_get()->max_rank);
     if (reserved != 0)
       return fmt_error(L->name, "blob %" PRIu64 ": reserved field is %" PRIu64 ", expected 0", i,
                        reserved);
@@ -737,6 +738,7 @@ static kl_status load(const unsigned char *data, size_t size, const char *name, 
     return kl_status_create(KL_ERR_UNSUPPORTED, "%s: .kir files need a little-endian host", name);
   kir_header hd;
   KL_RETURN_IF_ERROR(parse_header(data, size, name, &hd));
+  KL_RETURN_IF_ERROR(kl_limit_check(KL_LIMIT_TOTAL_BYTES, hd.len[2], "%s: weights", name));
   kir_loader L = {.name = name, .data = data + hd.off[2], .borrow = borrow};
   kl_ir_graph *g = NULL;
   kl_status s = parse_dir(&L, data + hd.off[1], (size_t)hd.len[1], (size_t)hd.len[2]);

@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/limits.h"
 #include "parse_internal.h"
 
 /* ---- names and scopes ------------------------------------------------------------------- */
@@ -175,9 +176,9 @@ static bool parse_type(kl_ir_parser *P, bool static_only, kl_ir_type *out) {
     return true;
   }
   for (;;) {
-    if (out->rank == KL_MAX_RANK) {
+    if (out->rank == KL_MAX_RANK || (uint64_t)out->rank >= kl_limits_get()->max_rank) {
       kl_ir_parse_error_at(P, P->tok.line, P->tok.col, "rank exceeds the maximum of %d",
-                           KL_MAX_RANK);
+                           (int)kl_limits_get()->max_rank);
       return false;
     }
     kl_ir_dim *d = &out->dims[out->rank];
@@ -756,6 +757,15 @@ static void parse_node(kl_ir_parser *P, kl_ir_block *b) {
     return;
   }
 
+  if ((uint64_t)P->g->next_node_id >= kl_limits_get()->max_nodes) {
+    /* the limit on nodes per graph (runtime/limits.h); kl_ir_parse makes this KL_ERR_LIMIT */
+    kl_ir_parse_error_at(P, op_line, op_col, "more than %llu nodes, over the limit max_nodes; "
+                         "raise it with KILN_LIMITS=max_nodes=N",
+                         (unsigned long long)kl_limits_get()->max_nodes);
+    P->fatal = true;
+    node_line_free(&nl);
+    return;
+  }
   kl_ir_node *node = kl_ir_node_create(P->g, op, nl.ins, nl.n_ins, nl.n_outs);
   record_node_pos(P, node, op_line, op_col);
   for (int i = 0; i < nl.n_attrs; i++)
@@ -1084,6 +1094,11 @@ kl_status kl_ir_parse(const char *text, size_t len, const kl_ir_parse_options *o
   if (!P.n_errs)
     infer_block(&P, P.g->top, 0);
   kl_status s = P.n_errs ? errors_status(&P) : NULL;
+  if (s && P.fatal && (uint64_t)P.g->next_node_id >= kl_limits_get()->max_nodes) {
+    kl_status parse_error = s;
+    s = kl_status_create(KL_ERR_LIMIT, "%s", kl_status_message(parse_error));
+    kl_status_destroy(parse_error);
+  }
   if (!s) {
     s = kl_ir_verify(P.g);
     if (s)

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "../ir/text.h"
+#include "../runtime/limits.h"
 #include "pass.h"
 
 #define KL_PASS(suffix, name, test_only, summary) \
@@ -25,7 +26,7 @@ enum { N_PASSES = (int)(sizeof registry / sizeof registry[0]) };
 
 void kl_pass_options_init(kl_pass_options *opts) {
   memset(opts, 0, sizeof *opts);
-  opts->fold_max_bytes = (int64_t)1 << 20;
+  opts->fold_max_bytes = (int64_t)kl_limits_get()->max_fold_bytes; /* runtime/limits.h */
 }
 
 int kl_pass_count(void) { return N_PASSES; }

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "checked.h"
+#include "limits.h"
 
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAGIC_LEN 6
@@ -149,6 +150,8 @@ static kl_status dict_shape(dict_parser *p, npy_info *info) {
     if (rank == KL_MAX_RANK)
       return kl_status_create(KL_ERR_UNSUPPORTED, "%s: .npy shape has more than %d dims",
                               p->name, KL_MAX_RANK);
+    if ((uint64_t)rank >= kl_limits_get()->max_rank)
+      return kl_limit_error(KL_LIMIT_RANK, (uint64_t)rank + 1, "%s: .npy shape", p->name);
     KL_RETURN_IF_ERROR(dict_int(p, &info->shape[rank]));
     rank++;
     comma_after_last = dict_accept(p, ',');
@@ -322,8 +325,8 @@ static kl_status parse_header(const unsigned char *p, size_t avail, size_t file_
   }
   if (info->nbytes > kl_tensor_max_bytes()) {
     kl_shape_format(info->shape, info->rank, buf, sizeof buf);
-    return kl_status_create(KL_ERR_LIMIT, "%s: .npy array %s needs %zu bytes, over the limit of %zu",
-                            name, buf, info->nbytes, kl_tensor_max_bytes());
+    return kl_limit_error(KL_LIMIT_TENSOR_BYTES, info->nbytes, "%s: .npy array %s %s", name,
+                          kl_dtype_ir_name(info->dtype), buf);
   }
   return NULL;
 }

@@ -4,6 +4,7 @@
  *
  * A new command is a kl_cli_command in its own file plus one line in `commands` below. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "ir/kir.h"
 #include "ir/text.h"
 #include "kiln_internal.h"
+#include "runtime/limits.h"
 
 #ifndef KL_VERSION
 #define KL_VERSION "unknown"
@@ -23,10 +25,13 @@
 static const kl_cli_command *const commands[] = {
     &kl_cmd_show,
     &kl_cmd_run,
+    &kl_cmd_compile,
+    &kl_cmd_bench,
     &kl_cmd_opt,
     &kl_cmd_check,
     &kl_cmd_import,
     &kl_cmd_export,
+    &kl_cmd_viz,
 };
 enum { N_COMMANDS = (int)(sizeof commands / sizeof commands[0]) };
 
@@ -88,6 +93,28 @@ static int find_short(const kl_cli_command *cmd, char c) {
   return -1;
 }
 
+static int edit_distance(const char *a, const char *b);
+
+/* The long option of cmd nearest to the unknown name (len bytes): one edit away, or two for
+ * names of five letters or more; NULL when none is that near. */
+static const char *nearest_option(const kl_cli_command *cmd, const char *name, size_t len) {
+  char typed[33];
+  if (len >= sizeof typed)
+    return NULL;
+  memcpy(typed, name, len);
+  typed[len] = '\0';
+  const char *nearest = NULL;
+  int best = INT_MAX;
+  for (int i = 0; i < cmd->n_options; i++) {
+    int d = cmd->options[i].long_name ? edit_distance(typed, cmd->options[i].long_name) : INT_MAX;
+    if (d < best) {
+      best = d;
+      nearest = cmd->options[i].long_name;
+    }
+  }
+  return best <= (len >= 5 ? 2 : 1) ? nearest : NULL;
+}
+
 bool kl_cli_parse(const kl_cli_command *cmd, int argc, char **argv, kl_cli_args *out_args) {
   memset(out_args, 0, sizeof *out_args);
   size_t n = argc > 0 ? (size_t)argc : 1;
@@ -119,7 +146,12 @@ bool kl_cli_parse(const kl_cli_command *cmd, int argc, char **argv, kl_cli_args 
       size_t len = eq ? (size_t)(eq - name) : strlen(name);
       opt = find_long(cmd, name, len);
       if (opt < 0) {
-        kl_cli_usage_error(cmd, "unknown option '--%.*s'", (int)len, name);
+        const char *near = nearest_option(cmd, name, len);
+        if (near)
+          kl_cli_usage_error(cmd, "unknown option '--%.*s' (did you mean '--%s'?)", (int)len, name,
+                             near);
+        else
+          kl_cli_usage_error(cmd, "unknown option '--%.*s'", (int)len, name);
         return false;
       }
       if (eq) {
@@ -247,7 +279,9 @@ static void print_main_help(FILE *f) {
              "examples:\n"
              "  kiln show net.kir --stats\n"
              "  kiln run net.kir --input x=x.npy -o y.npy\n"
-             "  kiln opt net.kir -O3 -o net.opt.kir\n");
+             "  kiln opt net.kir -O3 -o net.opt.kir\n"
+             "  kiln compile model.onnx -o libnet.so --header net.h\n"
+             "  kiln viz net.kir -O3 -o net.svg\n");
 }
 
 static const kl_cli_command *find_command(const char *name) {
@@ -257,9 +291,50 @@ static const kl_cli_command *find_command(const char *name) {
   return NULL;
 }
 
+/* The edit distance between a and b (insertions, deletions, substitutions and swaps of two
+ * neighbouring letters each count 1), or INT_MAX when either is too long to be a typo. */
+static int edit_distance(const char *a, const char *b) {
+  enum { MAX = 32 };
+  size_t n = strlen(a), m = strlen(b);
+  if (n > MAX || m > MAX)
+    return INT_MAX;
+  int d[MAX + 1][MAX + 1];
+  for (size_t i = 0; i <= n; i++)
+    d[i][0] = (int)i;
+  for (size_t j = 0; j <= m; j++)
+    d[0][j] = (int)j;
+  for (size_t i = 1; i <= n; i++) {
+    for (size_t j = 1; j <= m; j++) {
+      int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < best)
+        best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best)
+        best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  }
+  return d[n][m];
+}
+
+/* Names the unknown command and suggests the nearest known one when it is near enough to be
+ * what was meant: one edit away, or two for names of five letters or more. */
 static int unknown_command(const char *name) {
-  fprintf(stderr, "kiln: unknown command '%s'\nTry 'kiln --help' for the list of commands.\n",
-          name);
+  fprintf(stderr, "kiln: unknown command '%s'\n", name);
+  const char *nearest = NULL;
+  int best = INT_MAX;
+  for (int i = 0; i < N_COMMANDS; i++) {
+    int d = edit_distance(name, commands[i]->name);
+    if (d < best) {
+      best = d;
+      nearest = commands[i]->name;
+    }
+  }
+  if (nearest && best <= (strlen(name) >= 5 ? 2 : 1))
+    fprintf(stderr, "Did you mean 'kiln %s'?\n", nearest);
+  fprintf(stderr, "Try 'kiln --help' for the list of commands.\n");
   return KL_EXIT_USAGE;
 }
 
@@ -289,6 +364,10 @@ kl_status kl_cli_load_graph(const char *path, kl_ir_graph **out_graph) {
 int main(int argc, char **argv) {
   /* `kiln show big.kir | head` must end with a write error and exit 1, not die of SIGPIPE. */
   signal(SIGPIPE, SIG_IGN);
+  kl_onnx_register_expanders(); /* onnx::Deferred nodes in .kir and text IR run and optimize */
+  kl_status limits = kl_limits_from_env(); /* KILN_LIMITS="max_nodes=1000,..." */
+  if (limits)
+    return kl_cli_fail(limits, NULL);
   if (argc < 2) {
     print_main_help(stderr);
     return KL_EXIT_USAGE;

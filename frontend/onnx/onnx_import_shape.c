@@ -331,7 +331,8 @@ kl_status kl_onnx_map_pad(kl_onnx_node_ctx *c) {
       return kl_onnx_missing_attr(c, "pads");
     if (n > 2 * KL_MAX_RANK)
       return kl_onnx_node_error(c, KL_ERR_LIMIT, "too many pads");
-    memcpy(pads, p, (size_t)n * sizeof *p);
+    if (n > 0) /* an empty list is a NULL pointer */
+      memcpy(pads, p, (size_t)n * sizeof *p);
     value = kl_onnx_attr_float(c, "value", 0);
   } else {
     KL_RETURN_IF_ERROR(kl_onnx_const_ints(c, 1, pads, 2 * KL_MAX_RANK, &n));

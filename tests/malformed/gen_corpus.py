@@ -160,6 +160,14 @@ def kir_corpus():
     b[1].nbytes = 80
     out("kir/dims_overflow.kir", kir_file(GRAPH, b), "format", "element count overflows")
     b = good_blobs()
+    b[1].dims = [1000000, 1000000]
+    out("kir/huge_shape.kir", kir_file(GRAPH, b), "format",
+        "does not match its shape Float(1000000, 1000000) (4000000000000 bytes)")
+    b = good_blobs()
+    b[1].dims = [65536, 65536]
+    out("kir/dims_int32_overflow.kir", kir_file(GRAPH, b), "format",
+        "does not match its shape Float(65536, 65536) (17179869184 bytes)")
+    b = good_blobs()
     b[1].dims = [4, -5]
     out("kir/negative_dim.kir", kir_file(GRAPH, b), "format", "negative")
     b = good_blobs()
@@ -263,6 +271,13 @@ def npy_corpus():
     out("npy/dim_too_big.npy",
         npy_raw("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }",
                 f6), "format", "too large for int64")
+    # declared shapes far larger than the file: refused from the header, nothing allocated
+    out("npy/huge_shape.npy",
+        npy_raw("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000), }", f6),
+        "format", "needs 4000000000000 bytes, the file has 24")
+    out("npy/dims_int32_overflow.npy",
+        npy_raw("{'descr': '<f4', 'fortran_order': False, 'shape': (65536, 65536), }", f6),
+        "format", "needs 17179869184 bytes, the file has 24")
     out("npy/rank_33.npy",
         npy_raw("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % ("1, " * 33), f6[:4]),
         "unsupported", "more than 32 dims")

@@ -8,7 +8,10 @@
 #    graph has fewer top-level nodes that compute (Params and Constants aside), and each model
 #    loses what fusion should absorb (for ResNet-18: every batch norm is folded and every ReLU
 #    and residual add sits inside a group; only the three downsample convs stand alone);
-# 3. the memory plan of both graphs is printed, and fusion leaves fewer bytes of intermediates.
+# 3. the memory plan of both graphs is printed, and fusion leaves fewer bytes of intermediates;
+# 4. `kiln compile -O3` builds the model as a shared library, and `kiln run LIB.so` on the
+#    model's input matches the interpreter (rtol 1e-4, atol 1e-5) and, for a traced example, its
+#    eager output too (check_compiled in lib.sh).
 KILN=$1
 NAME=$2
 ROOT=$3
@@ -93,6 +96,13 @@ if [ -n "$ws_before" ] && [ -n "$ws_after" ]; then
     [ "$ws_after" -lt "$ws_before" ]
   check "the workspace after -O3 exceeds one buffer per value" \
     [ "$(plan_bytes "$TMP/after.stats" 1)" -le "$ws_after" ]
+fi
+
+# ---- 4. compiled as an artifact ----
+if [ -n "$EXAMPLE" ]; then
+  check_compiled "$MODEL" "$INPUT" "$TMP/${NAME}_output.npy" 1e-4 1e-5
+else
+  check_compiled "$MODEL" "$INPUT"
 fi
 
 # ---- what each model must lose ----

@@ -8,7 +8,16 @@
  * other: the importer keeps such nodes as onnx::Deferred and the interpreter reads the values
  * at run time. --freeze-inputs (for comparison only: its pass rate is not the honest one)
  * turns those inputs into initializers instead (freeze_inputs.c); --report writes
- * tests/onnx/REPORT.md (report.c). */
+ * tests/onnx/REPORT.md (report.c).
+ *
+ * The compiled path (unless --no-compiled): every case the interpreter passes is imported
+ * again, optimized at -O3 (kl_pass_run_level), compiled by the LLVM CPU backend (kl_compile) to
+ * a .so in a temporary folder, loaded with kl_artifact_open and run on every data set; its
+ * outputs must match the interpreter's (rtol 1e-4, atol 1e-5) and ONNX's expected ones (the
+ * case's tolerances). A graph that keeps onnx::Deferred nodes (shapes that depend on input
+ * values) or an op the backend does not handle is "not compilable", with the reason. The child
+ * sends the interpreter's verdict before it compiles, so a crash or timeout in the compiled
+ * path fails only the compiled column. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -26,7 +35,10 @@
 
 #include "freeze_inputs.h"
 #include "report.h"
+#include "codegen/codegen.h"
 #include "frontend/onnx/onnx.h"
+#include "passes/pass.h"
+#include "runtime/artifact_load.h"
 #include "runtime/interp.h"
 
 #define MAX_JOBS 64
@@ -38,7 +50,9 @@ typedef struct options {
   bool verbose;
   bool no_fork;
   bool freeze_inputs;
+  bool compiled;  /* also compile each case the interpreter passes (default) */
   int min_pass;   /* -1: no floor */
+  int min_compiled; /* -1: no floor for the compiled passes */
   int timeout_s;
   int jobs;
 } options;
@@ -285,7 +299,8 @@ static void release_tensors(kl_tensor **ts, int n) {
 /* Runs one data set of a case against an imported graph; false (with r filled) on any
  * difference. Inputs flagged in frozen (may be NULL) are initializers of g, not inputs. */
 static bool run_data_set(const kl_ir_graph *g, const char *set_dir, const char *set_name,
-                         const bool *frozen, double rtol, double atol, case_result *r) {
+                         const bool *frozen, double rtol, double atol, case_result *r,
+                         kl_tensor ***keep_outputs) {
   kl_tensor **inputs = NULL, **expected = NULL, **outputs = NULL;
   int n_inputs = 0, n_expected = 0, n_bound = 0;
   bool ok = read_tensors(g, frozen, set_dir, "input_", &inputs, &n_inputs, r) &&
@@ -333,6 +348,10 @@ static bool run_data_set(const kl_ir_graph *g, const char *set_dir, const char *
   free(bound);
   release_tensors(inputs, n_inputs);
   release_tensors(expected, n_expected);
+  if (ok && keep_outputs) { /* the compiled path compares with them */
+    *keep_outputs = outputs;
+    outputs = NULL;
+  }
   release_tensors(outputs, outputs ? n_expected : 0);
   return ok;
 }
@@ -381,7 +400,227 @@ static kl_status import_frozen(const char *model_path, const char *set_dir, kl_s
   return s;
 }
 
-static void run_case(const options *o, case_result *r) {
+/* ---- the compiled path ----------------------------------------------------------------- */
+
+/* Like set_reason, for the compiled verdict. */
+static void set_compiled(case_result *r, int kind, const char *fmt, ...) {
+  case_result tmp;
+  char text[REASON_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  set_reason(&tmp, RESULT_PASS, "%s", text);
+  memcpy(r->compiled_reason, tmp.reason, sizeof tmp.reason);
+  r->compiled = kind;
+}
+
+/* The first onnx::Deferred node in b or its sub-blocks (its mapping needs input values, so the
+ * graph's shapes are not static), or NULL. */
+static const kl_ir_node *find_deferred(const kl_ir_block *b) {
+  for (const kl_ir_node *n = b->first; n; n = n->next) {
+    if (n->op == KL_OP_ONNX_DEFERRED)
+      return n;
+    for (int i = 0; i < n->n_blocks; i++) {
+      const kl_ir_node *d = find_deferred(n->blocks[i]);
+      if (d)
+        return d;
+    }
+  }
+  return NULL;
+}
+
+/* Imports the model again (with set_dir's values frozen where frozen says), optimizes it at
+ * -O3 and compiles it to so_path. False, with the verdict in r, when it cannot. */
+static bool compile_case(const char *model_path, const char *set_dir, const bool *frozen,
+                         int n_names, const char *so_path, case_result *r) {
+  kl_ir_graph *g = NULL;
+  kl_status s = frozen ? freeze_import(model_path, set_dir, n_names, frozen, &g)
+                       : kl_onnx_import_file(model_path, NULL, &g);
+  if (s) {
+    set_compiled(r, COMPILED_FAIL, "import: %s", kl_status_message(s));
+    kl_status_destroy(s);
+    return false;
+  }
+  const kl_ir_node *deferred = find_deferred(g->top);
+  if (deferred) {
+    set_compiled(r, COMPILED_NOT_COMPILABLE,
+                 "value-dependent shapes: onnx::Deferred %s node (its output shapes depend on "
+                 "input values)",
+                 kl_ir_node_string(deferred, "op_type", "?"));
+    kl_ir_graph_destroy(g);
+    return false;
+  }
+  kl_pass_options popts;
+  kl_pass_options_init(&popts);
+  s = kl_pass_run_level(g, 3, &popts);
+  if (s) {
+    set_compiled(r, COMPILED_FAIL, "-O3 passes: %s: %s", kl_status_code_name(kl_status_code_of(s)),
+                 kl_status_message(s));
+  } else {
+    kl_compile_options co = {.name = "net", .target = KL_TARGET_CPU, .opt_level = 3};
+    s = kl_compile(g, &co, so_path, NULL);
+    if (s) {
+      bool unsupported = kl_status_code_of(s) == KL_ERR_UNSUPPORTED;
+      set_compiled(r, unsupported ? COMPILED_NOT_COMPILABLE : COMPILED_FAIL, "compile: %s: %s",
+                   kl_status_code_name(kl_status_code_of(s)), kl_status_message(s));
+    }
+  }
+  bool ok = s == NULL;
+  kl_status_destroy(s);
+  kl_ir_graph_destroy(g);
+  return ok;
+}
+
+/* Runs the artifact d on the data set's inputs (those not frozen) and compares its outputs with
+ * the interpreter's (rtol 1e-4, atol 1e-5) and ONNX's expected ones (rtol, atol). */
+static bool run_compiled_set(const kl_ir_graph *g, const kl_artifact_descriptor *d,
+                             const char *set_dir, const char *set_name, const bool *frozen,
+                             kl_tensor **interp_out, double rtol, double atol, case_result *r) {
+  kl_tensor **inputs = NULL, **expected = NULL;
+  int n_inputs = 0, n_expected = 0, n_bound = 0;
+  case_result tmp = {0};
+  bool ok = read_tensors(g, frozen, set_dir, "input_", &inputs, &n_inputs, &tmp) &&
+            read_tensors(g, frozen, set_dir, "output_", &expected, &n_expected, &tmp);
+  if (!ok)
+    set_compiled(r, COMPILED_FAIL, "%s", tmp.reason);
+  const void **in_ptrs = calloc((size_t)n_inputs + 1, sizeof *in_ptrs);
+  void **out_ptrs = calloc((size_t)n_expected + 1, sizeof *out_ptrs);
+  kl_tensor **outputs = calloc((size_t)n_expected + 1, sizeof *outputs);
+  if (!in_ptrs || !out_ptrs || !outputs)
+    kl_fatal_oom();
+  for (int i = 0; ok && i < n_inputs; i++) {
+    if (frozen && frozen[i])
+      continue;
+    if (n_bound >= d->n_inputs) {
+      n_bound++;
+      continue;
+    }
+    const kl_artifact_tensor_info *info = &d->inputs[n_bound];
+    const kl_tensor *t = inputs[i];
+    bool same = (int)t->dtype == info->dtype && t->rank == info->rank && t->nbytes == info->nbytes;
+    for (int k = 0; same && k < t->rank; k++)
+      same = t->shape[k] == info->shape[k];
+    if (!same) {
+      char have[256], want[256];
+      kl_shape_format(t->shape, t->rank, have, sizeof have);
+      kl_shape_format(info->shape, info->rank, want, sizeof want);
+      set_compiled(r, COMPILED_FAIL, "%s: input %d is %s%s, the artifact was compiled for %s%s",
+                   set_name, n_bound, kl_dtype_short_name(t->dtype), have,
+                   kl_dtype_short_name((kl_dtype)info->dtype), want);
+      ok = false;
+    }
+    in_ptrs[n_bound++] = t->data;
+  }
+  if (ok && (n_bound != d->n_inputs || n_expected != d->n_outputs)) {
+    set_compiled(r, COMPILED_FAIL, "%s: the artifact has %d inputs and %d outputs, the test "
+                 "gives %d and expects %d", set_name, d->n_inputs, d->n_outputs, n_bound,
+                 n_expected);
+    ok = false;
+  }
+  for (int i = 0; ok && i < n_expected; i++) {
+    kl_status s = kl_tensor_create((kl_dtype)d->outputs[i].dtype, d->outputs[i].rank,
+                                   d->outputs[i].shape, &outputs[i]);
+    if (s) {
+      set_compiled(r, COMPILED_FAIL, "%s: output %d: %s", set_name, i, kl_status_message(s));
+      kl_status_destroy(s);
+      ok = false;
+    } else {
+      out_ptrs[i] = outputs[i]->data;
+    }
+  }
+  if (ok) {
+    void *ctx = NULL;
+    int code = d->create(NULL, &ctx);
+    if (code != 0 || !ctx) {
+      set_compiled(r, COMPILED_FAIL, "%s: create: %s", set_name, d->status_message(code));
+      ok = false;
+    } else {
+      code = d->run(ctx, in_ptrs, out_ptrs, 0);
+      if (code != 0) {
+        set_compiled(r, COMPILED_FAIL, "%s: run: %s: %s", set_name, d->status_message(code),
+                     d->error_message(ctx));
+        ok = false;
+      }
+      d->destroy(ctx);
+    }
+  }
+  for (int i = 0; ok && i < n_expected; i++) {
+    if (!compare_output(i, outputs[i], interp_out[i], 1e-4, 1e-5, &tmp)) {
+      set_compiled(r, COMPILED_FAIL, "%s: vs the interpreter: %s", set_name, tmp.reason);
+      ok = false;
+    } else if (!compare_output(i, outputs[i], expected[i], rtol, atol, &tmp)) {
+      set_compiled(r, COMPILED_FAIL, "%s: vs ONNX: %s", set_name, tmp.reason);
+      ok = false;
+    }
+  }
+  free(in_ptrs);
+  free(out_ptrs);
+  release_tensors(outputs, n_expected);
+  release_tensors(inputs, n_inputs);
+  release_tensors(expected, n_expected);
+  return ok;
+}
+
+/* The compiled path of a case the interpreter passed (interp_out: its outputs per data set). */
+static void run_compiled(const char *model_path, const char *case_dir, char **sets, int n_sets,
+                         const kl_ir_graph *g, const bool *frozen, int n_names,
+                         kl_tensor ***interp_out, double rtol, double atol, case_result *r) {
+  /* A crash here must fail only the compiled column (checked by hand with this variable). */
+  const char *crash = getenv("CONFORMANCE_SELFTEST_CRASH_COMPILED");
+  if (crash && strcmp(crash, r->name) == 0)
+    raise(SIGSEGV);
+  const char *tmp_root = getenv("TMPDIR");
+  char *dir = path_join(tmp_root && tmp_root[0] ? tmp_root : "/tmp", "kiln-conformance.XXXXXX");
+  if (!mkdtemp(dir)) {
+    set_compiled(r, COMPILED_FAIL, "cannot make a temporary folder %s: %s", dir, strerror(errno));
+    free(dir);
+    return;
+  }
+  char *so_path = path_join(dir, "libnet.so");
+  kl_artifact_handle *handle = NULL;
+  const kl_artifact_descriptor *d = NULL;
+  bool ok = true;
+  for (int i = 0; ok && i < n_sets; i++) {
+    char *set_dir = path_join(case_dir, sets[i]);
+    if (!handle || frozen) { /* frozen values differ per data set: one artifact each */
+      kl_artifact_close(handle);
+      handle = NULL;
+      unlink(so_path);
+      ok = compile_case(model_path, set_dir, frozen, n_names, so_path, r);
+      if (ok) {
+        kl_status s = kl_artifact_open(so_path, &handle, &d);
+        if (s) {
+          set_compiled(r, COMPILED_FAIL, "load: %s", kl_status_message(s));
+          kl_status_destroy(s);
+          ok = false;
+        }
+      }
+    }
+    if (ok)
+      ok = run_compiled_set(g, d, set_dir, sets[i], frozen, interp_out[i], rtol, atol, r);
+    free(set_dir);
+  }
+  if (ok)
+    set_compiled(r, COMPILED_PASS, "");
+  kl_artifact_close(handle);
+  unlink(so_path);
+  rmdir(dir);
+  free(so_path);
+  free(dir);
+}
+
+/* The child's report of a verdict: "I" (the interpreter's) or "C" (the compiled path's). */
+static void send_line(int fd, const char *line, int n) {
+  if (fd < 0)
+    return;
+  if (n >= (int)REASON_MAX * 2 + 300 || n < 0) /* cut short by snprintf */
+    n = (int)strlen(line);
+  if (write(fd, line, (size_t)n) != n)
+    _exit(3);
+}
+
+static void run_case(const options *o, case_result *r, int fd) {
   char *case_dir = path_join(o->cases_dir, r->name);
   char *model_path = path_join(case_dir, "model.onnx");
   double rtol, atol;
@@ -391,6 +630,8 @@ static void run_case(const options *o, case_result *r) {
   char **names = NULL;
   bool *frozen = NULL;
   kl_ir_graph *g = NULL;
+  kl_tensor ***interp_out = NULL;
+  int n_ret = 0;
   kl_status s = kl_onnx_import_file(model_path, NULL, &g);
   if (o->freeze_inputs && n_sets > 0 && needs_constant(s)) {
     char *set_dir = path_join(case_dir, sets[0]);
@@ -406,6 +647,10 @@ static void run_case(const options *o, case_result *r) {
     kl_status_destroy(s);
   } else {
     bool ok = true;
+    n_ret = g->top->n_returns;
+    interp_out = calloc((size_t)n_sets + 1, sizeof *interp_out);
+    if (!interp_out)
+      kl_fatal_oom();
     if (n_sets == 0) {
       set_reason(r, RESULT_ERROR, "no test_data_set_* folder");
       ok = false;
@@ -424,12 +669,26 @@ static void run_case(const options *o, case_result *r) {
         }
       }
       if (ok)
-        ok = run_data_set(g, set_dir, sets[i], frozen, rtol, atol, r);
+        ok = run_data_set(g, set_dir, sets[i], frozen, rtol, atol, r, &interp_out[i]);
       free(set_dir);
     }
     if (ok)
       set_reason(r, RESULT_PASS, "");
   }
+  char line[REASON_MAX * 2 + 300];
+  int n = snprintf(line, sizeof line, "I\t%d\t%s\t%s\n", r->kind, r->frozen, r->reason);
+  send_line(fd, line, n);
+  r->compiled = COMPILED_NONE;
+  r->compiled_reason[0] = '\0';
+  if (o->compiled && r->kind == RESULT_PASS) {
+    run_compiled(model_path, case_dir, sets, n_sets, g, frozen, n_names, interp_out, rtol, atol,
+                 r);
+    n = snprintf(line, sizeof line, "C\t%d\t%s\n", r->compiled, r->compiled_reason);
+    send_line(fd, line, n);
+  }
+  for (int i = 0; interp_out && i < n_sets; i++)
+    release_tensors(interp_out[i], interp_out[i] ? n_ret : 0);
+  free(interp_out);
   kl_ir_graph_destroy(g);
   free(frozen);
   freeze_free_input_names(names, n_names);
@@ -471,13 +730,7 @@ static void start_child(const options *o, case_result *r, int index, child *out)
     if (hang && strcmp(hang, r->name) == 0)
       for (;;)
         pause();
-    run_case(o, r);
-    char line[REASON_MAX + 300];
-    int n = snprintf(line, sizeof line, "%d\t%s\t%s\n", r->kind, r->frozen, r->reason);
-    if (n > (int)sizeof line - 1)
-      n = (int)sizeof line - 1;
-    if (write(fds[1], line, (size_t)n) != n)
-      _exit(3);
+    run_case(o, r, fds[1]);
     close(fds[1]);
     /* exit, not _exit: a sanitizer's leak check runs at exit and fails the child. */
     exit(0);
@@ -488,40 +741,78 @@ static void start_child(const options *o, case_result *r, int index, child *out)
   out->index = index;
 }
 
+/* What a child sent: "I\tKIND\tFROZEN\tREASON\n" (the interpreter's verdict), then for a pass
+ * "C\tKIND\tREASON\n" (the compiled path's). A child that dies after the first line keeps the
+ * interpreter's verdict; its compiled path fails with the cause. */
 static void finish_child(const options *o, const child *c, int wstatus, case_result *r) {
-  char line[REASON_MAX + 300];
+  char line[REASON_MAX * 2 + 600];
   size_t n = 0;
   ssize_t got;
   while (n < sizeof line - 1 && (got = read(c->fd, line + n, sizeof line - 1 - n)) > 0)
     n += (size_t)got;
   line[n] = '\0';
   close(c->fd);
-  char *tab = strchr(line, '\t');
-  int kind = tab ? atoi(line) : -1;
+  char *compiled_line = NULL;
+  char *nl = strchr(line, '\n');
+  if (nl) {
+    *nl = '\0';
+    if (nl[1] == 'C' && nl[2] == '\t') {
+      compiled_line = nl + 3;
+      char *end = strchr(compiled_line, '\n');
+      if (end)
+        *end = '\0';
+      else
+        compiled_line = NULL; /* cut short */
+    }
+  }
+  char *tab = line[0] == 'I' && line[1] == '\t' && nl ? line + 1 : NULL;
+  int kind = tab ? atoi(tab + 1) : -1;
+  char *fields = tab ? strchr(tab + 1, '\t') : NULL;
+  if (!fields || kind < 0 || kind >= RESULT_KINDS)
+    tab = NULL;
+  char cause[160] = "";
   if (WIFSIGNALED(wstatus)) {
     int sig = WTERMSIG(wstatus);
     if (sig == SIGALRM)
-      set_reason(r, RESULT_CRASH, "timed out after %d s", o->timeout_s);
+      snprintf(cause, sizeof cause, "timed out after %d s", o->timeout_s);
     else
-      set_reason(r, RESULT_CRASH, "killed by signal %d (%s)", sig, strsignal(sig));
-  } else if (!tab || kind < 0 || kind >= RESULT_KINDS) {
-    set_reason(r, RESULT_CRASH,
-               "exited with status %d before giving a result (a sanitizer report on stderr?)",
-               WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
+      snprintf(cause, sizeof cause, "killed by signal %d (%s)", sig, strsignal(sig));
   } else if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
-    /* A result came back, then the exit failed: a sanitizer found a leak or an error. */
-    set_reason(r, RESULT_CRASH, "exited with status %d after the case (sanitizer report?)",
-               WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
-  } else {
-    char *nl = strchr(tab + 1, '\n');
-    if (nl)
-      *nl = '\0';
-    char *reason = strchr(tab + 1, '\t');
-    if (reason)
-      *reason++ = '\0';
-    snprintf(r->frozen, sizeof r->frozen, "%s", tab + 1);
-    set_reason(r, kind, "%s", reason ? reason : "");
+    snprintf(cause, sizeof cause, "exited with status %d %s",
+             WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1,
+             tab ? "after the interpreter's verdict (a sanitizer report on stderr?)"
+                 : "before giving a result (a sanitizer report on stderr?)");
   }
+  r->compiled = COMPILED_NONE;
+  r->compiled_reason[0] = '\0';
+  if (!tab) {
+    set_reason(r, RESULT_CRASH, "%s", cause[0] ? cause : "gave no result");
+    return;
+  }
+  char *reason = strchr(fields + 1, '\t');
+  if (reason)
+    *reason++ = '\0';
+  snprintf(r->frozen, sizeof r->frozen, "%s", fields + 1);
+  bool wants_compiled = o->compiled && kind == RESULT_PASS;
+  if (cause[0] && (!wants_compiled || compiled_line)) {
+    /* the whole case ran, then the exit failed: a sanitizer found a leak or an error */
+    set_reason(r, RESULT_CRASH, "%s", cause);
+    return;
+  }
+  set_reason(r, kind, "%s", reason ? reason : "");
+  if (!wants_compiled)
+    return;
+  if (!compiled_line) {
+    set_compiled(r, COMPILED_FAIL, "crashed in the compiled path: %s",
+                 cause[0] ? cause : "no verdict");
+    return;
+  }
+  int ckind = atoi(compiled_line);
+  char *creason = strchr(compiled_line, '\t');
+  if (ckind <= COMPILED_NONE || ckind >= COMPILED_KINDS)
+    set_compiled(r, COMPILED_FAIL, "a malformed compiled verdict");
+  else
+    set_compiled(r, ckind, "%s", creason ? creason + 1 : "");
 }
 
 /* Messages name files by the path the harness gave; the case's folder is left out, so that
@@ -530,8 +821,10 @@ static void strip_case_dir(const options *o, case_result *r) {
   char *case_dir = path_join(o->cases_dir, r->name);
   size_t n = strlen(case_dir);
   char *at;
-  while ((at = strstr(r->reason, case_dir)) && at[n] == '/')
-    memmove(at, at + n + 1, strlen(at + n + 1) + 1);
+  char *texts[2] = {r->reason, r->compiled_reason};
+  for (int t = 0; t < 2; t++)
+    while ((at = strstr(texts[t], case_dir)) && at[n] == '/')
+      memmove(at, at + n + 1, strlen(at + n + 1) + 1);
   free(case_dir);
 }
 
@@ -540,12 +833,16 @@ static void print_case(const options *o, const case_result *r) {
     printf("%-11s %s [%s]%s%s%s%s%s\n", result_names[r->kind], r->name, r->op,
            r->frozen[0] ? " (inputs frozen: " : "", r->frozen, r->frozen[0] ? ")" : "",
            r->reason[0] ? ": " : "", r->reason);
+  /* The compiled path's verdict on its own line, for the failures (all with --verbose). */
+  if (r->compiled == COMPILED_FAIL || (o->verbose && r->compiled != COMPILED_NONE))
+    printf("  compiled: %-14s %s [%s]%s%s\n", compiled_names[r->compiled], r->name, r->op,
+           r->compiled_reason[0] ? ": " : "", r->compiled_reason);
 }
 
 static void run_all(const options *o, case_result *results, int n) {
   if (o->no_fork) {
     for (int i = 0; i < n; i++) {
-      run_case(o, &results[i]);
+      run_case(o, &results[i], -1);
       strip_case_dir(o, &results[i]);
       print_case(o, &results[i]);
     }
@@ -588,7 +885,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: conformance CASES_DIR [--report OUT.md] [--filter SUBSTR] [--verbose]\n"
           "                   [--min-pass N] [--timeout SECONDS] [--jobs N] [--no-fork]\n"
-          "                   [--freeze-inputs]\n");
+          "                   [--freeze-inputs] [--no-compiled] [--min-compiled N]\n"
+          "                   [--compiled-floor-from REPORT.md]\n");
 }
 
 static bool parse_int(const char *s, int min, int *out) {
@@ -601,8 +899,31 @@ static bool parse_int(const char *s, int min, int *out) {
   return true;
 }
 
+/* The floor for the compiled passes: the count on the "compiled: N passed" line of a report,
+ * less a margin of 5 (as run_conformance.sh does for the interpreter's passes). */
+static bool compiled_floor_from(const char *path, int *out) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "conformance: cannot read %s: %s\n", path, strerror(errno));
+    return false;
+  }
+  char line[1024];
+  int passed = -1;
+  while (passed < 0 && fgets(line, sizeof line, f))
+    if (sscanf(line, "compiled: %d passed", &passed) != 1)
+      passed = -1;
+  fclose(f);
+  if (passed < 0) {
+    fprintf(stderr, "conformance: no line 'compiled: N passed' in %s\n", path);
+    return false;
+  }
+  *out = passed > 5 ? passed - 5 : 0;
+  return true;
+}
+
 static bool parse_args(int argc, char **argv, options *o) {
-  *o = (options){.min_pass = -1, .timeout_s = 60, .jobs = 1};
+  *o = (options){.min_pass = -1, .min_compiled = -1, .timeout_s = 60, .jobs = 1,
+                 .compiled = true};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     bool has_value = i + 1 < argc;
@@ -612,6 +933,15 @@ static bool parse_args(int argc, char **argv, options *o) {
       o->no_fork = true;
     else if (!strcmp(a, "--freeze-inputs"))
       o->freeze_inputs = true;
+    else if (!strcmp(a, "--no-compiled"))
+      o->compiled = false;
+    else if (!strcmp(a, "--min-compiled") && has_value) {
+      if (!parse_int(argv[++i], 0, &o->min_compiled))
+        return false;
+    } else if (!strcmp(a, "--compiled-floor-from") && has_value) {
+      if (!compiled_floor_from(argv[++i], &o->min_compiled))
+        return false;
+    }
     else if (!strcmp(a, "--report") && has_value)
       o->report_path = argv[++i];
     else if (!strcmp(a, "--filter") && has_value)
@@ -700,10 +1030,38 @@ int main(int argc, char **argv) {
   if (o.freeze_inputs && len > 0 && (size_t)len < sizeof summary)
     snprintf(summary + len, sizeof summary - (size_t)len,
              "\n%d of the passes froze inputs into initializers (--freeze-inputs)", n_frozen);
+  int ccount[COMPILED_KINDS] = {0}, n_value_dependent = 0;
+  for (int i = 0; i < n; i++) {
+    ccount[results[i].compiled]++;
+    n_value_dependent += results[i].compiled == COMPILED_NOT_COMPILABLE &&
+                         strstr(results[i].compiled_reason, "value-dependent shapes") != NULL;
+  }
+  len = (int)strlen(summary);
+  if (o.compiled && len > 0 && (size_t)len < sizeof summary) {
+    int tried = count[RESULT_PASS];
+    snprintf(summary + len, sizeof summary - (size_t)len,
+             "\ncompiled: %d passed, %d failed, %d not compilable (%d with value-dependent "
+             "shapes) of the %d cases the interpreter passes (%d/%d = %.1f%%)",
+             ccount[COMPILED_PASS], ccount[COMPILED_FAIL], ccount[COMPILED_NOT_COMPILABLE],
+             n_value_dependent, tried, ccount[COMPILED_PASS], tried,
+             tried ? 100.0 * ccount[COMPILED_PASS] / tried : 0.0);
+  }
   printf("%s\n", summary);
   int rc = 0;
-  if (o.report_path && !write_report(o.report_path, o.freeze_inputs, summary, results, n))
+  if (o.report_path &&
+      !write_report(o.report_path, o.freeze_inputs, o.compiled, summary, results, n))
     rc = 2;
+  if (ccount[COMPILED_FAIL] > 0) {
+    fprintf(stderr, "conformance: %d case(s) the interpreter passes failed compiled\n",
+            ccount[COMPILED_FAIL]);
+    rc = 1;
+  }
+  if (o.compiled && o.min_compiled >= 0 && ccount[COMPILED_PASS] < o.min_compiled) {
+    fprintf(stderr,
+            "conformance: %d cases passed compiled, fewer than the floor --min-compiled %d\n",
+            ccount[COMPILED_PASS], o.min_compiled);
+    rc = 1;
+  }
   if (count[RESULT_CRASH] > 0) {
     fprintf(stderr, "conformance: %d case(s) crashed\n", count[RESULT_CRASH]);
     rc = 1;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 const char *const result_names[RESULT_KINDS] = {"pass", "fail", "unsupported", "error", "crash"};
+const char *const compiled_names[COMPILED_KINDS] = {"-", "pass", "fail", "not compilable"};
 
 /* ---- the op a case tests, read from model.onnx --------------------------------------- */
 
@@ -221,6 +222,7 @@ typedef struct op_row {
   int count[RESULT_KINDS];
   int total;
   int frozen; /* passes that needed --freeze-inputs */
+  int compiled[COMPILED_KINDS];
 } op_row;
 
 static int compare_results_by_op(const void *a, const void *b) {
@@ -372,8 +374,55 @@ static void write_missing_ops(FILE *f, const case_result *results, int n) {
   free(ops);
 }
 
-bool write_report(const char *path, bool freeze_inputs, const char *summary, case_result *results,
-                  int n) {
+/* The compiled path's verdicts that are not passes: the most common reasons, then each case. */
+static void write_compiled_section(FILE *f, const case_result *results, int n) {
+  pattern_count *patterns = calloc((size_t)n + 1, sizeof *patterns);
+  if (!patterns)
+    kl_fatal_oom();
+  int n_patterns = 0;
+  for (int i = 0; i < n; i++) {
+    if (results[i].compiled != COMPILED_FAIL && results[i].compiled != COMPILED_NOT_COMPILABLE)
+      continue;
+    char text[160];
+    int prefix = snprintf(text, sizeof text, "%s: ", compiled_names[results[i].compiled]);
+    reason_pattern(results[i].compiled_reason, text + prefix, sizeof text - (size_t)prefix);
+    int j = 0;
+    while (j < n_patterns && strcmp(patterns[j].text, text) != 0)
+      j++;
+    if (j == n_patterns)
+      memcpy(patterns[n_patterns++].text, text, sizeof text);
+    patterns[j].count++;
+  }
+  qsort(patterns, (size_t)n_patterns, sizeof *patterns, compare_pattern_counts);
+  fprintf(f, "\n## Compiled path: most common reasons\n\n| cases | reason (paths and numbers "
+             "elided) |\n|---:|---|\n");
+  for (int i = 0; i < n_patterns && i < 25; i++) {
+    fprintf(f, "| %d | ", patterns[i].count);
+    write_cell(f, patterns[i].text, 120);
+    fputs(" |\n", f);
+  }
+  free(patterns);
+  fprintf(f, "\n## Compiled path: cases the interpreter passes that do not pass compiled, "
+             "by op\n");
+  const char *current = NULL;
+  for (int i = 0; i < n; i++) {
+    const case_result *r = &results[i];
+    if (r->compiled != COMPILED_FAIL && r->compiled != COMPILED_NOT_COMPILABLE)
+      continue;
+    if (!current || strcmp(current, r->op) != 0) {
+      current = r->op;
+      fprintf(f, "\n### %s\n\n", current);
+    }
+    fprintf(f, "- `%s`: %s: ", r->name, compiled_names[r->compiled]);
+    write_cell(f, r->compiled_reason, 160);
+    fputc('\n', f);
+  }
+  if (!current)
+    fprintf(f, "\n(none)\n");
+}
+
+bool write_report(const char *path, bool freeze_inputs, bool compiled, const char *summary,
+                  case_result *results, int n) {
   qsort(results, (size_t)n, sizeof *results, compare_results_by_op);
   FILE *f = fopen(path, "w");
   if (!f) {
@@ -399,25 +448,42 @@ bool write_report(const char *path, bool freeze_inputs, const char *summary, cas
                "Reshape's shape, a\nReduceSum's axes, a Resize's sizes) are read at run time "
                "(onnx::Deferred nodes, expanded by the\ninterpreter). A run-time \"unsupported"
                "\" (Dropout with training_mode true) counts as unsupported.\n");
+  if (compiled)
+    fprintf(f, "Each case the interpreter passes is also optimized at -O3, compiled by the LLVM "
+               "CPU backend into a\nshared library, loaded and run on every data set: column "
+               "\"compiled\" counts those whose outputs\nmatch the interpreter's (rtol 1e-4, "
+               "atol 1e-5) and ONNX's (the case's tolerances); \"not compilable\"\nare graphs "
+               "with value-dependent shapes (onnx::Deferred nodes) or ops the backend does not "
+               "handle.\n");
   fprintf(f, "\n%s\n\n", summary);
   if (freeze_inputs)
     fprintf(f, "## By op\n\n| op | cases | passed | frozen | failed | unsupported | errors | "
                "crashed |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  else if (compiled)
+    fprintf(f, "## By op\n\n| op | cases | passed | failed | unsupported | errors | "
+               "crashed | compiled | compiled failed | not compilable |\n"
+               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   else
     fprintf(f, "## By op\n\n| op | cases | passed | failed | unsupported | errors | "
                "crashed |\n|---|---:|---:|---:|---:|---:|---:|\n");
   for (int i = 0; i < n;) {
-    op_row row = {results[i].op, {0}, 0, 0};
+    op_row row = {results[i].op, {0}, 0, 0, {0}};
     int j = i;
     for (; j < n && strcmp(results[j].op, row.op) == 0; j++) {
       row.count[results[j].kind]++;
       row.total++;
       row.frozen += results[j].kind == RESULT_PASS && results[j].frozen[0];
+      row.compiled[results[j].compiled]++;
     }
     if (freeze_inputs)
       fprintf(f, "| %s | %d | %d | %d | %d | %d | %d | %d |\n", row.op, row.total,
               row.count[RESULT_PASS], row.frozen, row.count[RESULT_FAIL],
               row.count[RESULT_UNSUPPORTED], row.count[RESULT_ERROR], row.count[RESULT_CRASH]);
+    else if (compiled)
+      fprintf(f, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d |\n", row.op, row.total,
+              row.count[RESULT_PASS], row.count[RESULT_FAIL], row.count[RESULT_UNSUPPORTED],
+              row.count[RESULT_ERROR], row.count[RESULT_CRASH], row.compiled[COMPILED_PASS],
+              row.compiled[COMPILED_FAIL], row.compiled[COMPILED_NOT_COMPILABLE]);
     else
       fprintf(f, "| %s | %d | %d | %d | %d | %d | %d |\n", row.op, row.total,
               row.count[RESULT_PASS], row.count[RESULT_FAIL], row.count[RESULT_UNSUPPORTED],
@@ -442,6 +508,8 @@ bool write_report(const char *path, bool freeze_inputs, const char *summary, cas
     write_cell(f, r->reason, 120);
     fputc('\n', f);
   }
+  if (compiled)
+    write_compiled_section(f, results, n);
   bool ok = fclose(f) == 0;
   if (!ok)
     fprintf(stderr, "conformance: error writing %s\n", path);

@@ -17,12 +17,25 @@ extern const char *const result_names[RESULT_KINDS]; /* "pass", "fail", ... */
 
 #define REASON_MAX 1024
 
+/* The compiled path of a case the interpreter passes: the graph optimized at -O3, compiled to
+ * a shared library by the LLVM CPU backend, loaded and run on every data set. */
+enum {
+  COMPILED_NONE,           /* not tried: the interpreter did not pass, or --no-compiled */
+  COMPILED_PASS,           /* matches the interpreter and ONNX's expected outputs */
+  COMPILED_FAIL,           /* compiled but wrong, or the compile, load or run failed */
+  COMPILED_NOT_COMPILABLE, /* value-dependent shapes, or an op the backend does not handle */
+  COMPILED_KINDS
+};
+extern const char *const compiled_names[COMPILED_KINDS]; /* "-", "pass", "fail", ... */
+
 typedef struct case_result {
   char *name;       /* the folder name, e.g. test_abs */
   char *op;         /* the ONNX op the case tests (case_op_label) */
   int kind;         /* RESULT_* */
   char frozen[256]; /* the inputs frozen into initializers (--freeze-inputs), or "" */
   char reason[REASON_MAX];
+  int compiled;     /* COMPILED_* */
+  char compiled_reason[REASON_MAX];
 } case_result;
 
 typedef struct op_list {
@@ -42,7 +55,7 @@ char *case_op_label(int index, char *const *names, const op_list *ops, int n,
                     const op_list *known_ops);
 
 /* Writes the report (sorting results by op); false, with a message, when it cannot. */
-bool write_report(const char *path, bool freeze_inputs, const char *summary,
+bool write_report(const char *path, bool freeze_inputs, bool compiled, const char *summary,
                   case_result *results, int n);
 
 static inline char *xstrdup(const char *s) {

@@ -8,7 +8,10 @@
 #    runs in ONNX Runtime and in kiln with PyTorch's output (check_ort.py with the venv's onnx
 #    and onnxruntime; noted, not failed, where they are missing);
 # 4. `kiln opt -O3` fused: `kiln show --stats` shows fusion groups, fewer top-level nodes, and
-#    what each model must lose or gain (the op counts of both graphs are printed).
+#    what each model must lose or gain (the op counts of both graphs are printed);
+# 5. `kiln compile -O3` builds the model as a shared library, and `kiln run LIB.so` matches the
+#    interpreter (rtol 1e-4, atol 1e-5) and PyTorch (rtol 1e-3, atol 1e-4); a compile failure
+#    fails unless the model has value-dependent shapes (said as "not compiled: ...").
 KILN=$1
 NAME=$2
 ROOT=$3
@@ -103,6 +106,9 @@ if [ "$rc" -eq 0 ]; then
 else
   show "$TMP/kexport.err"
 fi
+
+# ---- 5. compiled as an artifact (before 4, which may stop early) ----
+check_compiled "$MODEL" "$INPUT" "$WANT" 1e-3 1e-4
 
 # ---- 4. -O3 fuses ----
 "$KILN" opt "$MODEL" -O3 -o "$TMP/opt.kir" >"$TMP/opt.out" 2>"$TMP/opt.err"

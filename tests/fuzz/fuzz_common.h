@@ -1,0 +1,28 @@
+/* Shared set-up of the libFuzzer targets: tighter limits than a user's, so that an input
+ * that asks for gigabytes is refused by a limit (the behaviour under test) rather than
+ * reported by libFuzzer's -rss_limit_mb / -malloc_limit_mb as an out-of-memory "crash", and
+ * so that a 1 KB model cannot legitimately make a 50 MB constant whose printing as text takes
+ * longer than libFuzzer's timeout (regress/onnx/constant_of_shape_56mb.onnx). */
+#ifndef KL_TESTS_FUZZ_COMMON_H
+#define KL_TESTS_FUZZ_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "runtime/limits.h"
+
+static inline void kl_fuzz_set_limits(void) {
+  kl_limits l;
+  kl_limits_defaults(&l);
+  l.max_tensor_bytes = (uint64_t)16 << 20;
+  l.max_total_bytes = (uint64_t)1 << 20;
+  l.max_fold_bytes = (uint64_t)1 << 20;
+  l.max_nodes = 100000;
+  kl_status s = kl_limits_set(&l);
+  if (s) {
+    fprintf(stderr, "fuzz: %s\n", kl_status_message(s));
+    abort();
+  }
+}
+
+#endif
