@@ -63,40 +63,6 @@ static kl_status write_output(const kl_ir_graph *g, const char *out) {
   return s;
 }
 
-/* The passes to run, from --passes or the level; -O and --passes together are a usage error
- * (reported by the caller), so only one of them is set here. */
-static int choose_passes(const kl_cli_command *cmd, const char *level_arg, const char *list,
-                         const kl_pass_info ***out_passes, int *out_n) {
-  if (list) {
-    kl_status s = kl_pass_parse_list(list, out_passes, out_n);
-    if (s) {
-      fprintf(stderr, "kiln %s: %s\nTry 'kiln %s --list-passes'.\n", cmd->name,
-              kl_status_message(s), cmd->name);
-      kl_status_destroy(s);
-      return KL_EXIT_USAGE;
-    }
-    return KL_EXIT_OK;
-  }
-  int level = 2;
-  if (level_arg) {
-    if (strlen(level_arg) != 1 || level_arg[0] < '0' || level_arg[0] > '3')
-      return kl_cli_usage_error(
-          cmd, "optimization level must be -O0, -O1, -O2 or -O3, not '-O%s'", level_arg);
-    level = level_arg[0] - '0';
-  }
-  const char *const *names = kl_pass_pipeline(level);
-  int n = 0;
-  while (names[n])
-    n++;
-  const kl_pass_info **passes = calloc((size_t)n + 1, sizeof *passes);
-  if (!passes)
-    kl_fatal_oom();
-  for (int i = 0; i < n; i++)
-    passes[i] = kl_pass_find(names[i]);
-  *out_passes = passes;
-  *out_n = n;
-  return KL_EXIT_OK;
-}
 
 static int opt_run(const kl_cli_command *cmd, int argc, char **argv) {
   kl_cli_args args;
@@ -128,7 +94,7 @@ static int opt_run(const kl_cli_command *cmd, int argc, char **argv) {
   } else if (level && list) {
     rc = kl_cli_usage_error(cmd, "give either -O%s or --passes, not both", level);
   } else {
-    rc = choose_passes(cmd, level, list, &passes, &n_passes);
+    rc = kl_cli_choose_passes(cmd, level, list, 2, &passes, &n_passes);
   }
   if (rc != KL_EXIT_OK)
     goto done;

@@ -429,40 +429,6 @@ static bool output_format(const char *out, viz_format *out_format) {
   return true;
 }
 
-/* The passes asked for: --passes, or a level (default -O0, none). On a usage error prints it
- * and returns its exit code. */
-static int choose_passes(const kl_cli_command *cmd, const char *level_arg, const char *list,
-                         const kl_pass_info ***out_passes, int *out_n) {
-  if (list) {
-    kl_status s = kl_pass_parse_list(list, out_passes, out_n);
-    if (s) {
-      fprintf(stderr, "kiln %s: %s\nTry 'kiln opt --list-passes'.\n", cmd->name,
-              kl_status_message(s));
-      kl_status_destroy(s);
-      return KL_EXIT_USAGE;
-    }
-    return KL_EXIT_OK;
-  }
-  int level = 0;
-  if (level_arg) {
-    if (strlen(level_arg) != 1 || level_arg[0] < '0' || level_arg[0] > '3')
-      return kl_cli_usage_error(
-          cmd, "optimization level must be -O0, -O1, -O2 or -O3, not '-O%s'", level_arg);
-    level = level_arg[0] - '0';
-  }
-  const char *const *names = kl_pass_pipeline(level);
-  int n = 0;
-  while (names[n])
-    n++;
-  const kl_pass_info **passes = calloc((size_t)n + 1, sizeof *passes);
-  if (!passes)
-    kl_fatal_oom();
-  for (int i = 0; i < n; i++)
-    passes[i] = kl_pass_find(names[i]);
-  *out_passes = passes;
-  *out_n = n;
-  return KL_EXIT_OK;
-}
 
 /* Draws g into out in the given format. */
 static kl_status draw(const kl_ir_graph *g, const char *model_path, const char *optimized,
@@ -526,7 +492,7 @@ static int viz_run(const kl_cli_command *cmd, int argc, char **argv) {
   else if (level && list)
     rc = kl_cli_usage_error(cmd, "give either -O%s or --passes, not both", level);
   else
-    rc = choose_passes(cmd, level, list, &passes, &n_passes);
+    rc = kl_cli_choose_passes(cmd, level, list, 0, &passes, &n_passes);
   if (rc != KL_EXIT_OK)
     goto done;
 

@@ -15,6 +15,7 @@
 #include "ir/kir.h"
 #include "ir/text.h"
 #include "kiln_internal.h"
+#include "passes/pass.h"
 #include "runtime/limits.h"
 
 #ifndef KL_VERSION
@@ -360,6 +361,41 @@ kl_status kl_cli_load_graph(const char *path, kl_ir_graph **out_graph) {
 }
 
 /* ---- main ----------------------------------------------------------------------------- */
+
+/* ---- passes from -O or --passes ------------------------------------------------------- */
+
+int kl_cli_choose_passes(const kl_cli_command *cmd, const char *level_arg, const char *list,
+                         int default_level, const kl_pass_info ***out_passes, int *out_n) {
+  if (list) {
+    kl_status s = kl_pass_parse_list(list, out_passes, out_n);
+    if (s) {
+      fprintf(stderr, "kiln %s: %s\nTry 'kiln opt --list-passes'.\n", cmd->name,
+              kl_status_message(s));
+      kl_status_destroy(s);
+      return KL_EXIT_USAGE;
+    }
+    return KL_EXIT_OK;
+  }
+  int level = default_level;
+  if (level_arg) {
+    if (strlen(level_arg) != 1 || level_arg[0] < '0' || level_arg[0] > '3')
+      return kl_cli_usage_error(
+          cmd, "optimization level must be -O0, -O1, -O2 or -O3, not '-O%s'", level_arg);
+    level = level_arg[0] - '0';
+  }
+  const char *const *names = kl_pass_pipeline(level);
+  int n = 0;
+  while (names[n])
+    n++;
+  const kl_pass_info **passes = calloc((size_t)n + 1, sizeof *passes);
+  if (!passes)
+    kl_fatal_oom();
+  for (int i = 0; i < n; i++)
+    passes[i] = kl_pass_find(names[i]);
+  *out_passes = passes;
+  *out_n = n;
+  return KL_EXIT_OK;
+}
 
 int main(int argc, char **argv) {
   /* `kiln show big.kir | head` must end with a write error and exit 1, not die of SIGPIPE. */

@@ -99,4 +99,14 @@ extern const kl_cli_command kl_cmd_import;
 extern const kl_cli_command kl_cmd_export;
 extern const kl_cli_command kl_cmd_viz;
 
+/* ---- passes (kiln.c) ---------------------------------------------------------------------- */
+
+struct kl_pass_info;
+/* The passes a command runs: --passes LIST (parsed) or else the -O level (level_arg "0".."3",
+ * or default_level when NULL). Prints usage errors itself and returns KL_EXIT_USAGE; on
+ * success *out_passes (calloc'd, freed by the caller) holds *out_n passes. The caller reports
+ * -O and --passes given together. */
+int kl_cli_choose_passes(const kl_cli_command *cmd, const char *level_arg, const char *list,
+                         int default_level, const struct kl_pass_info ***out_passes, int *out_n);
+
 #endif
