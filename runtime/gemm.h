@@ -47,6 +47,36 @@ bool kl_sgemm_cols(int64_t M, int64_t N, int64_t K, kl_sgemm_operand a, const fl
                    kl_sgemm_operand b, const float *packed_b, float *C, int64_t ldc,
                    bool accumulate, int64_t n_begin, int64_t n_end);
 
+/* A source of B's panels computed on demand (a convolution's im2col, say, without the matrix):
+ * pack(ctx, N, k0, kc, n0, panel) writes rows [k0, k0 + kc) and columns [n0, n0 + KL_SGEMM_NR)
+ * of B (K, N) into panel[k * KL_SGEMM_NR + j] (k and j relative), zero for columns >= N. */
+typedef struct kl_sgemm_b_source {
+  void (*pack)(const void *ctx, int64_t N, int64_t k0, int64_t kc, int64_t n0, float *panel);
+  const void *ctx;
+} kl_sgemm_b_source;
+
+/* One product C (M, N) = [C +] [row_bias +] A @ B. A is packed_a (kl_sgemm_pack_a) or a; B is
+ * packed_b, else b_source, else b. row_bias (M values, one per row of C, or NULL) starts each
+ * sum when not accumulating. */
+typedef struct kl_sgemm_problem {
+  int64_t M, N, K;
+  kl_sgemm_operand a;
+  const float *packed_a;
+  kl_sgemm_operand b;
+  const float *packed_b;
+  const kl_sgemm_b_source *b_source;
+  const float *row_bias;
+  float *C;
+  int64_t ldc;
+  bool accumulate;
+} kl_sgemm_problem;
+
+/* Computes the rows [m_begin, m_end) and columns [n_begin, n_end) of pr's C (m_begin a multiple
+ * of KL_SGEMM_MR, n_begin of KL_SGEMM_NR; ends clipped to M and N); the same bits whatever the
+ * split. Returns false only when scratch memory cannot be had. */
+bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, int64_t n_begin,
+                  int64_t n_end);
+
 /* The micro-kernel in use: "avx512", "avx2" or "generic" (for benchmarks and reports). */
 const char *kl_sgemm_isa(void);
 

@@ -116,6 +116,31 @@ typedef struct kl_rt_conv2d_params {
 kl_status kl_rt_conv2d(const kl_tensor *x, const kl_tensor *w, const kl_tensor *bias,
                        const kl_rt_conv2d_params *p, kl_tensor *y);
 
+/* The sizes of a convolution, as kl_rt_conv2d_check finds them (Cg, Cog: channels per group). */
+typedef struct kl_rt_conv2d_dims {
+  int64_t N, Cin, H, W, Cout, Kh, Kw, Ho, Wo, groups, Cg, Cog;
+} kl_rt_conv2d_dims;
+/* Checks kl_rt_conv2d's operands (w's data is not read) and fills *out_dims. */
+kl_status kl_rt_conv2d_check(const kl_tensor *x, const kl_tensor *w, const kl_tensor *bias,
+                             const kl_rt_conv2d_params *p, const kl_tensor *y,
+                             kl_rt_conv2d_dims *out_dims);
+/* f32 weights (Cout, Cin/groups, Kh, Kw) packed ahead of time for kl_rt_conv2d_f32_part (a
+ * compiler does it once): the floats it takes, and the packing. */
+size_t kl_rt_conv2d_packed_floats(const int64_t *w_shape, int64_t groups);
+void kl_rt_conv2d_pack(const float *w, const int64_t *w_shape, int64_t groups, float *out);
+/* True when kl_rt_conv2d computes an f32 convolution of these weights as a GEMM (all but
+ * depthwise ones), so that packed weights serve it. */
+bool kl_rt_conv2d_uses_gemm(const int64_t *w_shape, int64_t groups);
+/* The f32 GEMM convolution of checked operands (d from kl_rt_conv2d_check) for image n, group
+ * g, the output channels [m_begin, m_end) of the group and the output pixels [p_begin, p_end)
+ * of Ho * Wo only; m_begin is a multiple of KL_SGEMM_MR and p_begin of KL_SGEMM_NR
+ * (runtime/gemm.h). The weights are w_packed when not NULL, else w. Any split gives the same
+ * bits. Returns false when scratch memory cannot be had. */
+bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
+                           const float *x, const float *w, const float *w_packed,
+                           const float *bias, float *y, int64_t n, int64_t g, int64_t m_begin,
+                           int64_t m_end, int64_t p_begin, int64_t p_end);
+
 /* ---- normalization ------------------------------------------------------------------- */
 /* Inference batch norm over dim 1: y = (x - mean) / sqrt(var + eps) * weight + bias. */
 kl_status kl_rt_batch_norm(const kl_tensor *x, const kl_tensor *weight, const kl_tensor *bias,

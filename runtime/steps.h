@@ -76,9 +76,14 @@ typedef struct kl_step_binary_params {
   int32_t op; /* kl_rt_binary_op */
 } kl_step_binary_params;
 
-/* conv2d: in = x, w, bias? (kl_rt_conv2d). */
+/* conv2d: in = x, w, bias? (kl_rt_conv2d). With w_packed (set by a compiler, never by the
+ * encoder), in[1] is instead a 1-D f32 tensor of the weights packed by kl_rt_conv2d_pack, and
+ * w_shape their own shape (Cout, Cin/groups, Kh, Kw); only f32 GEMM convolutions
+ * (kl_rt_conv2d_uses_gemm) take packed weights. */
 typedef struct kl_step_conv2d_params {
   kl_rt_conv2d_params conv;
+  bool w_packed;
+  int64_t w_shape[4];
 } kl_step_conv2d_params;
 
 /* batch_norm: in = x, weight, bias, running_mean, running_var. */

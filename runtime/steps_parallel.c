@@ -8,13 +8,15 @@
  *           M; the f64 and widened loops handle each row on its own);
  *   linear  with >= 16 rows, chunks of >= 16 rows (the kernel's GEMM path); with fewer, single
  *           rows times blocks of output features (the kernel's dot-product path);
- *   conv2d  (image, group, block of output channels): each is a groups = 1 convolution whose
- *           GEMM rows are a subset of the full call's;
+ *   conv2d  f32 GEMM convolutions: tiles of (image, group, output channels, output pixels),
+ *           each a part of the implicit GEMM (kernels.h, kl_rt_conv2d_f32_part); others:
+ *           (image, group, block of output channels), each a groups = 1 convolution;
  *   attention  batch matrices (the kernel handles one query row at a time, so a batch matrix
  *           on its own is computed exactly as within the whole).
  * Operands that do not fit these shapes go to the kernel whole, which reports the error. */
 #include <string.h>
 
+#include "gemm.h"
 #include "steps.h"
 
 #define STEP(kernel)                                                                        \
@@ -258,6 +260,49 @@ STEP(linear) {
 
 /* ---- conv2d ----------------------------------------------------------------------------- */
 
+/* The f32 GEMM convolutions (kl_rt_conv2d_uses_gemm): tasks are tiles of (image, group, block
+ * of output channels, block of output pixels), each computed by kl_rt_conv2d_f32_part with
+ * the same bits as a whole call. */
+typedef struct conv_gemm_job {
+  kl_rt_conv2d_dims d;
+  kl_rt_conv2d_params p;
+  const float *x, *w, *w_packed, *bias;
+  float *y;
+  int64_t m_block, n_m, p_block, n_p; /* channels per task and blocks; pixels likewise */
+  bool oom;
+} conv_gemm_job;
+
+static void conv_gemm_tasks(void *ctx, int64_t begin, int64_t end) {
+  conv_gemm_job *j = ctx;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t pb = t % j->n_p, mb = (t / j->n_p) % j->n_m, ng = t / (j->n_p * j->n_m);
+    int64_t g = ng % j->d.groups, n = ng / j->d.groups;
+    if (!kl_rt_conv2d_f32_part(&j->d, &j->p, j->x, j->w, j->w_packed, j->bias, j->y, n, g,
+                               mb * j->m_block, (mb + 1) * j->m_block, pb * j->p_block,
+                               (pb + 1) * j->p_block))
+      __atomic_store_n(&j->oom, true, __ATOMIC_RELAXED);
+  }
+}
+
+/* Blocks for about four tasks per thread: pixels first (each block of pixels packs its own
+ * patches once), then channels when an image has too few pixel panels. */
+static void conv_gemm_split(conv_gemm_job *j, int threads) {
+  int64_t P = j->d.Ho * j->d.Wo, units = j->d.N * j->d.groups;
+  int64_t panels = (P + KL_SGEMM_NR - 1) / KL_SGEMM_NR;
+  int64_t tiles_m = (j->d.Cog + KL_SGEMM_MR - 1) / KL_SGEMM_MR;
+  int64_t want = threads <= 1 ? 1 : (4 * (int64_t)threads + units - 1) / units;
+  int64_t n_p = want < panels ? want : panels;
+  int64_t n_m = n_p >= want ? 1 : (want + n_p - 1) / n_p;
+  if (n_m > tiles_m)
+    n_m = tiles_m;
+  j->p_block = (panels + n_p - 1) / n_p * KL_SGEMM_NR;
+  j->n_p = (P + j->p_block - 1) / j->p_block;
+  j->m_block = (tiles_m + n_m - 1) / n_m * KL_SGEMM_MR;
+  j->n_m = (j->d.Cog + j->m_block - 1) / j->m_block;
+}
+
+/* Other convolutions: tasks of (image, group, block of output channels), each a groups = 1
+ * convolution of views, run by kl_rt_conv2d. */
 typedef struct conv_job {
   const kl_tensor *x, *w, *bias;
   kl_tensor *y;
@@ -296,6 +341,48 @@ STEP(conv2d) {
   const kl_tensor *x = in[0], *w = in[1], *bias = n_in > 2 ? in[2] : NULL;
   kl_tensor *y = out[0];
   int threads = pool_threads(env);
+  kl_tensor w_shape_only;
+  const float *w_packed = NULL;
+  if (p.w_packed) { /* a shape-only view of the weights stands in for the checks */
+    memset(&w_shape_only, 0, sizeof w_shape_only);
+    w_shape_only.dtype = KL_F32;
+    w_shape_only.rank = 4;
+    bool ok = w->dtype == KL_F32 && w->rank == 1 && p.conv.groups >= 1;
+    for (int d = 0; d < 4; d++) {
+      w_shape_only.shape[d] = p.w_shape[d];
+      ok = ok && p.w_shape[d] >= 1;
+    }
+    ok = ok && p.w_shape[0] % p.conv.groups == 0 &&
+         kl_rt_conv2d_uses_gemm(p.w_shape, p.conv.groups) &&
+         (size_t)w->numel == kl_rt_conv2d_packed_floats(p.w_shape, p.conv.groups);
+    if (!ok)
+      return kl_status_create(KL_ERR_INVALID_ARGUMENT,
+                              "conv2d step: packed weights %s do not hold weights [%lld, %lld, "
+                              "%lld, %lld] in %lld groups",
+                              kl_dtype_ir_name(w->dtype), (long long)p.w_shape[0],
+                              (long long)p.w_shape[1], (long long)p.w_shape[2],
+                              (long long)p.w_shape[3], (long long)p.conv.groups);
+    w_packed = w->data;
+    w = &w_shape_only;
+  }
+  kl_rt_conv2d_dims d;
+  bool gemm = x->dtype == KL_F32 && x->rank == 4 && w->rank == 4 &&
+              kl_rt_conv2d_uses_gemm(w->shape, p.conv.groups);
+  if (gemm || w_packed) {
+    KL_RETURN_IF_ERROR(kl_rt_conv2d_check(x, w, bias, &p.conv, y, &d));
+    if (y->numel == 0)
+      return NULL;
+    conv_gemm_job j = {.d = d, .p = p.conv, .x = x->data, .w = w_packed ? NULL : w->data,
+                       .w_packed = w_packed, .bias = bias ? bias->data : NULL, .y = y->data};
+    int64_t work = d.N * d.Cout * d.Ho * d.Wo * d.Cg * d.Kh * d.Kw;
+    conv_gemm_split(&j, work < MIN_PARALLEL_WORK ? 1 : threads);
+    int64_t tasks = d.N * d.groups * j.n_m * j.n_p;
+    if (threads <= 1 || tasks < 2)
+      conv_gemm_tasks(&j, 0, tasks);
+    else
+      kl_parallel_for(env->pool, tasks, 1, conv_gemm_tasks, &j);
+    return j.oom ? kl_status_create(KL_ERR_OUT_OF_MEMORY, "conv2d: out of memory") : NULL;
+  }
   if (threads <= 1 || x->rank != 4 || y->rank != 4 || w->rank != 4 || y->numel == 0 ||
       x->shape[0] != y->shape[0])
     return kl_rt_conv2d(x, w, bias, &p.conv, y);
@@ -318,8 +405,7 @@ STEP(conv2d) {
   int64_t chan_work = j.Ho * j.Wo * j.Cg * j.Kh * j.Kw; /* multiply-adds per output channel */
   if (N * j.Cout * chan_work < MIN_PARALLEL_WORK)
     return kl_rt_conv2d(x, w, bias, &p.conv, y);
-  /* blocks of output channels only when images x groups cannot occupy every thread: each block
-   * unrolls its image again */
+  /* blocks of output channels only when images x groups cannot occupy every thread */
   int64_t units = N * j.groups, want = threads;
   j.n_blocks = units >= want ? 1 : (want + units - 1) / units;
   if (j.n_blocks > j.Cog)

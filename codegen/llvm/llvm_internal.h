@@ -8,6 +8,7 @@
 
 #include <llvm-c/Core.h>
 #include <llvm-c/TargetMachine.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../../passes/plan_memory.h"
@@ -28,8 +29,16 @@ typedef struct kl_llvm_lower {
   int n_tensors, cap_tensors;
   int *tid; /* by value id: index in the table, -1 when none yet */
 
-  LLVMValueRef *weights; /* the weight globals, by weight index */
-  const kl_tensor **weight_src; /* the tensor each came from (one global per tensor) */
+  /* Weights, by weight index: the bytes to embed (a model tensor's, or a repacked copy owned
+   * here), whether a table entry that something reads points at it (only those are embedded),
+   * and the globals, made at the end of lowering (kl_llvm_lower_graph). */
+  LLVMValueRef *weights;
+  const kl_tensor **weight_src; /* the model tensor, or NULL for a repacked copy */
+  const void **weight_data;
+  uint64_t *weight_bytes;
+  void **weight_owned;
+  bool *weight_used;
+  int *packed_of; /* the packed conv weight made from this one, or -1 */
   int n_weights, cap_weights;
   uint64_t weights_size;
 

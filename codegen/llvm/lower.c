@@ -22,6 +22,8 @@
 
 #include "../../runtime/checked.h"
 #include "../../runtime/interp_encode.h"
+#include "../../runtime/kernels.h"
+#include "../../runtime/steps.h"
 #include "ew.h"
 #include "llvm_internal.h"
 
@@ -70,6 +72,91 @@ static kl_status add_scratch(kl_llvm_lower *L, const kl_ir_value *v) {
   return NULL;
 }
 
+/* ---- weights -------------------------------------------------------------------------- */
+
+/* A new weight of bytes at data (owned: freed with the lowering state, or NULL). */
+static int add_weight(kl_llvm_lower *L, const kl_tensor *src, const void *data, uint64_t bytes,
+                      void *owned) {
+  if (L->n_weights == L->cap_weights) {
+    L->cap_weights = L->cap_weights ? 2 * L->cap_weights : 16;
+    size_t n = (size_t)L->cap_weights;
+    L->weights = realloc(L->weights, n * sizeof *L->weights);
+    L->weight_src = realloc(L->weight_src, n * sizeof *L->weight_src);
+    L->weight_data = realloc(L->weight_data, n * sizeof *L->weight_data);
+    L->weight_bytes = realloc(L->weight_bytes, n * sizeof *L->weight_bytes);
+    L->weight_owned = realloc(L->weight_owned, n * sizeof *L->weight_owned);
+    L->weight_used = realloc(L->weight_used, n * sizeof *L->weight_used);
+    L->packed_of = realloc(L->packed_of, n * sizeof *L->packed_of);
+    if (!L->weights || !L->weight_src || !L->weight_data || !L->weight_bytes ||
+        !L->weight_owned || !L->weight_used || !L->packed_of)
+      kl_fatal_oom();
+  }
+  int i = L->n_weights++;
+  L->weights[i] = NULL;
+  L->weight_src[i] = src;
+  L->weight_data[i] = data;
+  L->weight_bytes[i] = bytes;
+  L->weight_owned[i] = owned;
+  L->weight_used[i] = false;
+  L->packed_of[i] = -1;
+  return i;
+}
+
+/* The globals of the weights something reads; the others are left out of the object. */
+static void finish_weights(kl_llvm_lower *L) {
+  L->weights_size = 0;
+  for (int i = 0; i < L->n_weights; i++) {
+    if (!L->weight_used[i] || !L->weight_bytes[i]) {
+      L->weights[i] = LLVMConstNull(L->ptr);
+      continue;
+    }
+    L->weights[i] = kl_llvm_const_bytes(L, L->weight_data[i], L->weight_bytes[i], 64);
+    L->weights_size += L->weight_bytes[i];
+  }
+}
+
+/* The table entry of conv weights w (entry w_tid, a weight) packed for the GEMM convolution
+ * (kl_rt_conv2d_pack), made once per weight. */
+static int packed_conv_weight(kl_llvm_lower *L, int w_tid, const int64_t *w_shape,
+                              int64_t groups) {
+  int src = (int)L->tensors[w_tid].where;
+  if (L->packed_of[src] < 0) {
+    size_t floats = kl_rt_conv2d_packed_floats(w_shape, groups);
+    float *packed = malloc(floats * sizeof *packed + 1);
+    if (!packed)
+      kl_fatal_oom();
+    kl_rt_conv2d_pack(L->weight_data[src], w_shape, groups, packed);
+    int w = add_weight(L, NULL, packed, floats * sizeof *packed, packed); /* reallocs packed_of */
+    L->packed_of[src] = w;
+  }
+  int w = L->packed_of[src];
+  kl_ir_type t;
+  memset(&t, 0, sizeof t);
+  t.dtype = KL_F32;
+  t.rank = 1;
+  t.dims[0] = kl_ir_dim_static((int64_t)(L->weight_bytes[w] / sizeof(float)));
+  return add_tensor(L, KL_ART_WEIGHT, w, &t);
+}
+
+/* A conv2d step whose weights are a weight of the model and take the GEMM path reads them
+ * packed at compile time instead (kl_step_conv2d_params.w_packed). */
+static void pack_conv_weights(kl_llvm_lower *L, const kl_step_operand *ops, int *ids,
+                              void *params) {
+  kl_step_conv2d_params p;
+  memcpy(&p, params, sizeof p);
+  if (ids[1] < 0 || L->tensors[ids[1]].kind != KL_ART_WEIGHT || ops[0].dtype != KL_F32 ||
+      ops[1].dtype != KL_F32 || ops[1].rank != 4 || p.conv.groups < 1 ||
+      ops[1].shape[0] % p.conv.groups != 0 || !kl_rt_conv2d_uses_gemm(ops[1].shape, p.conv.groups))
+    return;
+  for (int d = 0; d < 4; d++)
+    if (ops[1].shape[d] < 1)
+      return;
+  ids[1] = packed_conv_weight(L, ids[1], ops[1].shape, p.conv.groups);
+  p.w_packed = true;
+  memcpy(p.w_shape, ops[1].shape, sizeof p.w_shape);
+  memcpy(params, &p, sizeof p);
+}
+
 /* ---- the body ------------------------------------------------------------------------- */
 
 /* Calls fn(args) in the body and returns from it with the result when that is not OK. */
@@ -84,13 +171,20 @@ static void call_checked(kl_llvm_lower *L, LLVMValueRef fn, LLVMValueRef *args, 
   LLVMPositionBuilderAtEnd(L->b, next);
 }
 
+/* Table entry tid as the generated code reads it: a weight it points at is then embedded. */
+static int use(kl_llvm_lower *L, int tid) {
+  if (tid >= 0 && L->tensors[tid].kind == KL_ART_WEIGHT)
+    L->weight_used[L->tensors[tid].where] = true;
+  return tid;
+}
+
 static LLVMValueRef ids_global(kl_llvm_lower *L, const int *ids, int n) {
   int32_t small[64] = {0};
   int32_t *v = n <= 64 ? small : malloc((size_t)n * sizeof *v);
   if (!v)
     kl_fatal_oom();
   for (int i = 0; i < n; i++)
-    v[i] = ids[i];
+    v[i] = use(L, ids[i]);
   LLVMValueRef g = kl_llvm_const_i32s(L, v, n);
   if (v != small)
     free(v);
@@ -124,6 +218,8 @@ static kl_status emit_step(kl_llvm_lower *L, const kl_ir_node *n, const char *wh
   kl_status s = kl_step_encode(n, ops, n_in, ops + n_in, n_out, &info, params);
   if (!s && (!info || !info->symbol))
     s = kl_status_create(KL_ERR_UNSUPPORTED, "%s has no step to run it", kl_ir_node_op_name(n));
+  if (!s && !strcmp(info->kernel, "conv2d") && n_in >= 2)
+    pack_conv_weights(L, ops, ids, params);
   if (!s) {
     LLVMValueRef fn = LLVMGetNamedFunction(L->m, info->symbol);
     if (!fn) {
@@ -227,8 +323,8 @@ static kl_status emit_region(kl_llvm_lower *L, const kl_ir_node *const *nodes, i
 }
 
 static void emit_copy(kl_llvm_lower *L, int dst, int src) {
-  LLVMValueRef args[3] = {L->body_ctx, LLVMConstInt(L->i32, (unsigned long long)dst, 0),
-                          LLVMConstInt(L->i32, (unsigned long long)src, 0)};
+  LLVMValueRef args[3] = {L->body_ctx, LLVMConstInt(L->i32, (unsigned long long)use(L, dst), 0),
+                          LLVMConstInt(L->i32, (unsigned long long)use(L, src), 0)};
   call_checked(L, L->f_copy, args, 3);
 }
 
@@ -261,19 +357,8 @@ static kl_status lower_source(kl_llvm_lower *L, const kl_ir_node *n) {
       L->tid[v->id] = add_tensor(L, KL_ART_WEIGHT, i, &v->type);
       return NULL;
     }
-  if (L->n_weights == L->cap_weights) {
-    L->cap_weights = L->cap_weights ? 2 * L->cap_weights : 16;
-    L->weights = realloc(L->weights, (size_t)L->cap_weights * sizeof *L->weights);
-    L->weight_src = realloc(L->weight_src, (size_t)L->cap_weights * sizeof *L->weight_src);
-    if (!L->weights || !L->weight_src)
-      kl_fatal_oom();
-  }
-  LLVMValueRef w = t->nbytes ? kl_llvm_const_bytes(L, t->data, t->nbytes, 64)
-                             : LLVMConstNull(L->ptr);
-  L->weights[L->n_weights] = w;
-  L->weight_src[L->n_weights] = t;
-  L->weights_size += t->nbytes;
-  L->tid[v->id] = add_tensor(L, KL_ART_WEIGHT, L->n_weights++, &v->type);
+  int w = add_weight(L, t, t->data, t->nbytes, NULL);
+  L->tid[v->id] = add_tensor(L, KL_ART_WEIGHT, w, &v->type);
   return NULL;
 }
 
@@ -429,7 +514,7 @@ static kl_status lower_if(kl_llvm_lower *L, const kl_ir_node *n, const char *wha
   LLVMTypeRef cond_params[2] = {L->ptr, L->i32};
   LLVMValueRef f_cond = kl_llvm_runtime_fn(L, "kl_art_cond", L->i32, cond_params, 2);
   LLVMValueRef args[2] = {L->body_ctx,
-                          LLVMConstInt(L->i32, (unsigned long long)L->tid[cond->id], 0)};
+                          LLVMConstInt(L->i32, (unsigned long long)use(L, L->tid[cond->id]), 0)};
   LLVMValueRef c = LLVMBuildCall2(L->b, LLVMGlobalGetValueType(f_cond), f_cond, args, 2, "");
   LLVMValueRef taken = LLVMBuildICmp(L->b, LLVMIntNE, c, LLVMConstInt(L->i32, 0, 0), "");
   LLVMBasicBlockRef bb[2], join;
@@ -455,8 +540,9 @@ static kl_status lower_if(kl_llvm_lower *L, const kl_ir_node *n, const char *wha
   return NULL;
 }
 
-static LLVMValueRef i32_const(kl_llvm_lower *L, int v) {
-  return LLVMConstInt(L->i32, (unsigned long long)(int64_t)v, 1);
+/* A table index as an argument of a runtime call. */
+static LLVMValueRef tid_const(kl_llvm_lower *L, int tid) {
+  return LLVMConstInt(L->i32, (unsigned long long)(int64_t)use(L, tid), 1);
 }
 
 static LLVMValueRef call_rt(kl_llvm_lower *L, const char *symbol, LLVMTypeRef ret,
@@ -494,9 +580,9 @@ static kl_status lower_loop(kl_llvm_lower *L, const kl_ir_node *n, const char *w
     emit_copy(L, L->tid[n->outputs[i]->id], L->tid[n->inputs[2 + i]->id]);
   }
   LLVMTypeRef t_id[2] = {L->ptr, L->i32}, t_store[3] = {L->ptr, L->i32, L->i64};
-  LLVMValueRef a_trip[2] = {L->body_ctx, i32_const(L, L->tid[n->inputs[0]->id])};
+  LLVMValueRef a_trip[2] = {L->body_ctx, tid_const(L, L->tid[n->inputs[0]->id])};
   LLVMValueRef trip = call_rt(L, "kl_art_load_i64", L->i64, t_id, a_trip, 2);
-  LLVMValueRef a_cond[2] = {L->body_ctx, i32_const(L, L->tid[n->inputs[1]->id])};
+  LLVMValueRef a_cond[2] = {L->body_ctx, tid_const(L, L->tid[n->inputs[1]->id])};
   LLVMValueRef cond0 = call_rt(L, "kl_art_cond", L->i32, t_id, a_cond, 2);
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->b);
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(L->ctx, L->body, "loop");
@@ -509,17 +595,17 @@ static kl_status lower_loop(kl_llvm_lower *L, const kl_ir_node *n, const char *w
   LLVMValueRef zero64 = LLVMConstInt(L->i64, 0, 0);
   LLVMAddIncoming(iter, &zero64, &pre, 1);
   LLVMAddIncoming(go, &cond0, &pre, 1);
-  LLVMValueRef go_on = LLVMBuildICmp(L->b, LLVMIntNE, go, i32_const(L, 0), "");
+  LLVMValueRef go_on = LLVMBuildICmp(L->b, LLVMIntNE, go, LLVMConstInt(L->i32, 0, 0), "");
   LLVMValueRef in_range = LLVMBuildICmp(L->b, LLVMIntSLT, iter, trip, "");
   LLVMValueRef more = LLVMBuildAnd(L->b, go_on, in_range, "");
   LLVMBuildCondBr(L->b, more, bb, done);
   LLVMPositionBuilderAtEnd(L->b, bb);
-  LLVMValueRef a_store[3] = {L->body_ctx, i32_const(L, counter), iter};
+  LLVMValueRef a_store[3] = {L->body_ctx, tid_const(L, counter), iter};
   call_rt(L, "kl_art_store_i64", LLVMVoidTypeInContext(L->ctx), t_store, a_store, 3);
   char inner[200];
   snprintf(inner, sizeof inner, "%s, block0", what);
   KL_RETURN_IF_ERROR(lower_block(L, body, inner));
-  LLVMValueRef a_next[2] = {L->body_ctx, i32_const(L, L->tid[body->returns[0]->id])};
+  LLVMValueRef a_next[2] = {L->body_ctx, tid_const(L, L->tid[body->returns[0]->id])};
   LLVMValueRef next_go = call_rt(L, "kl_art_cond", L->i32, t_id, a_next, 2);
   int *temp = malloc(((size_t)n_carried + 1) * sizeof *temp);
   if (!temp)
@@ -674,6 +760,7 @@ kl_status kl_llvm_lower_graph(kl_llvm_lower *L) {
     return s;
   if (L->o->progress)
     L->o->progress(L->o->progress_ctx, "lower", total, total);
+  finish_weights(L);
   LLVMBuildRet(L->b, LLVMConstInt(L->i32, 0, 0));
   if (LLVMCountIncoming(L->fail_phi) == 0) /* nothing can fail: no failure block */
     LLVMDeleteBasicBlock(LLVMValueAsBasicBlock(L->fail_block));

@@ -393,7 +393,14 @@ kl_status kl_codegen_llvm_object(const kl_ir_graph *g, const kl_compile_options 
   kl_memory_plan_destroy(L.plan);
   free(L.tensors);
   free(L.tid);
+  for (int i = 0; i < L.n_weights; i++)
+    free(L.weight_owned[i]);
   free(L.weights);
   free(L.weight_src);
+  free(L.weight_data);
+  free(L.weight_bytes);
+  free(L.weight_owned);
+  free(L.weight_used);
+  free(L.packed_of);
   return s;
 }

@@ -1,17 +1,16 @@
-/* 2-D convolution (NCHW, weights OIHW) by im2col and the matmul core.
+/* 2-D convolution (NCHW, weights OIHW): the checks, and every dtype but f32 by im2col and the
+ * matmul core (f32 is the implicit GEMM of conv_gemm.c).
  *
  * For each image and group, the input patches are unrolled into col (Cin/g * Kh * Kw, Ho * Wo)
  * and the output is W_g (Cout/g, Cin/g * Kh * Kw) @ col, accumulated onto the bias with
- * kl_rt_gemm_*: the inner loop runs over output pixels, contiguous in both col and y, so it
- * vectorizes. A 1x1, stride-1, unpadded conv needs no unrolling: x itself is col. f32 and f64
- * run natively; the other dtypes are widened to double and narrowed at the end. */
+ * kl_rt_gemm_f64: the inner loop runs over output pixels, contiguous in both col and y, so it
+ * vectorizes. A 1x1, stride-1, unpadded conv needs no unrolling: x itself is col. f64 runs
+ * natively; the other dtypes are widened to double and narrowed at the end. */
 #include <string.h>
 
 #include "kernels_internal.h"
 
-typedef struct conv_dims {
-  int64_t N, Cin, H, W, Cout, Kh, Kw, Ho, Wo, groups, Cg, Cog;
-} conv_dims;
+typedef kl_rt_conv2d_dims conv_dims;
 
 /* Output extent along one axis, or -1 when the window does not fit. */
 static int64_t conv_out_size(int64_t in, int64_t pad0, int64_t pad1, int64_t k, int64_t stride,
@@ -23,8 +22,8 @@ static int64_t conv_out_size(int64_t in, int64_t pad0, int64_t pad1, int64_t k, 
   return (avail - span) / stride + 1;
 }
 
-static kl_status conv_check(const kl_tensor *x, const kl_tensor *w, const kl_tensor *bias,
-                            const kl_rt_conv2d_params *p, const kl_tensor *y, conv_dims *d) {
+kl_status kl_rt_conv2d_check(const kl_tensor *x, const kl_tensor *w, const kl_tensor *bias,
+                             const kl_rt_conv2d_params *p, const kl_tensor *y, conv_dims *d) {
   if (x->dtype != w->dtype || x->dtype != y->dtype || (bias && bias->dtype != x->dtype))
     return kl_status_create(KL_ERR_INVALID_ARGUMENT, "conv2d: dtypes differ (x %s, w %s, y %s)",
                             kl_dtype_ir_name(x->dtype), kl_dtype_ir_name(w->dtype),
@@ -115,19 +114,25 @@ static kl_status conv_check(const kl_tensor *x, const kl_tensor *w, const kl_ten
     }                                                                                              \
   }
 
-DEFINE_CONV(float, kl_rt_gemm_f32)
 DEFINE_CONV(double, kl_rt_gemm_f64)
 
 kl_status kl_rt_conv2d(const kl_tensor *x, const kl_tensor *w, const kl_tensor *bias,
                        const kl_rt_conv2d_params *p, kl_tensor *y) {
   conv_dims d;
-  KL_RETURN_IF_ERROR(conv_check(x, w, bias, p, y, &d));
+  KL_RETURN_IF_ERROR(kl_rt_conv2d_check(x, w, bias, p, y, &d));
   if (y->numel == 0)
     return NULL;
+  if (x->dtype == KL_F32) { /* the implicit GEMM of conv_gemm.c */
+    for (int64_t n = 0; n < d.N; n++)
+      for (int64_t g = 0; g < d.groups; g++)
+        if (!kl_rt_conv2d_f32_part(&d, p, x->data, w->data, NULL, bias ? bias->data : NULL,
+                                   y->data, n, g, 0, d.Cog, 0, d.Ho * d.Wo))
+          return kl_rt_oom("conv2d");
+    return NULL;
+  }
   bool pointwise = d.Kh == 1 && d.Kw == 1 && p->stride[0] == 1 && p->stride[1] == 1 &&
                    p->pad[0] == 0 && p->pad[1] == 0 && p->pad[2] == 0 && p->pad[3] == 0;
-  bool f32 = x->dtype == KL_F32;
-  size_t es = f32 ? sizeof(float) : sizeof(double);
+  size_t es = sizeof(double);
   int64_t col_elems = 0;
   size_t col_bytes = 0;
   if (!pointwise) {
@@ -141,11 +146,8 @@ kl_status kl_rt_conv2d(const kl_tensor *x, const kl_tensor *w, const kl_tensor *
   void *col = pointwise ? NULL : malloc(col_bytes ? col_bytes : 1);
   if (!pointwise && !col)
     return kl_rt_oom("conv2d");
-  if (f32 || x->dtype == KL_F64) {
-    if (f32)
-      conv_float(&d, p, x->data, w->data, bias ? bias->data : NULL, y->data, col);
-    else
-      conv_double(&d, p, x->data, w->data, bias ? bias->data : NULL, y->data, col);
+  if (x->dtype == KL_F64) {
+    conv_double(&d, p, x->data, w->data, bias ? bias->data : NULL, y->data, col);
     free(col);
     return NULL;
   }

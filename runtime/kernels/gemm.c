@@ -93,13 +93,16 @@ void kl_sgemm_pack_b(int64_t K, int64_t N, kl_sgemm_operand b, float *out) {
 
 /* ---- micro-kernels: tile (MR x NR, row stride ldc) = [tile +] a-panel @ b-panel ---------- */
 
+/* add: C += the product; else C = bias (MR values, one per row; NULL: zero) + the product. */
 typedef void (*ukernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                           bool add);
+                           bool add, const float *bias);
 
 static void ukernel_generic(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                            bool add) {
+                            bool add, const float *bias) {
   float acc[MR][NR];
-  memset(acc, 0, sizeof acc);
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++)
+      acc[i][j] = !add && bias ? bias[i] : 0.0f;
   for (int64_t k = 0; k < kc; k++)
     for (int i = 0; i < MR; i++) {
       float ai = a[k * MR + i];
@@ -114,9 +117,15 @@ static void ukernel_generic(int64_t kc, const float *a, const float *b, float *c
 #ifdef KL_GEMM_X86
 __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const float *a,
                                                                const float *b, float *c,
-                                                               int64_t ldc, bool add) {
-  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-  __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+                                                               int64_t ldc, bool add,
+                                                               const float *bias) {
+  bool init = !add && bias;
+  __m512 c00 = init ? _mm512_set1_ps(bias[0]) : _mm512_setzero_ps(), c01 = c00;
+  __m512 c10 = init ? _mm512_set1_ps(bias[1]) : _mm512_setzero_ps(), c11 = c10;
+  __m512 c20 = init ? _mm512_set1_ps(bias[2]) : _mm512_setzero_ps(), c21 = c20;
+  __m512 c30 = init ? _mm512_set1_ps(bias[3]) : _mm512_setzero_ps(), c31 = c30;
+  __m512 c40 = init ? _mm512_set1_ps(bias[4]) : _mm512_setzero_ps(), c41 = c40;
+  __m512 c50 = init ? _mm512_set1_ps(bias[5]) : _mm512_setzero_ps(), c51 = c50;
   for (int64_t k = 0; k < kc; k++, a += MR, b += NR) {
     __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
     __m512 x = _mm512_set1_ps(a[0]);
@@ -145,11 +154,17 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
 
 __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const float *a,
                                                               const float *b, float *c,
-                                                              int64_t ldc, bool add) {
+                                                              int64_t ldc, bool add,
+                                                              const float *bias) {
+  bool init = !add && bias;
   for (int h = 0; h < 2; h++) { /* two 6 x 16 halves of the 6 x 32 tile */
     const float *ap = a, *bp = b + 16 * h;
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    __m256 c00 = init ? _mm256_set1_ps(bias[0]) : _mm256_setzero_ps(), c01 = c00;
+    __m256 c10 = init ? _mm256_set1_ps(bias[1]) : _mm256_setzero_ps(), c11 = c10;
+    __m256 c20 = init ? _mm256_set1_ps(bias[2]) : _mm256_setzero_ps(), c21 = c20;
+    __m256 c30 = init ? _mm256_set1_ps(bias[3]) : _mm256_setzero_ps(), c31 = c30;
+    __m256 c40 = init ? _mm256_set1_ps(bias[4]) : _mm256_setzero_ps(), c41 = c40;
+    __m256 c50 = init ? _mm256_set1_ps(bias[5]) : _mm256_setzero_ps(), c51 = c50;
     for (int64_t k = 0; k < kc; k++, ap += MR, bp += NR) {
       __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
       __m256 x = _mm256_broadcast_ss(ap);
@@ -256,20 +271,35 @@ static float *scratch_get(size_t n) {
 
 /* ---- the driver ------------------------------------------------------------------------- */
 
-bool kl_sgemm_cols(int64_t M, int64_t N, int64_t K, kl_sgemm_operand a, const float *packed_a,
-                   kl_sgemm_operand b, const float *packed_b, float *C, int64_t ldc,
-                   bool accumulate, int64_t n_begin, int64_t n_end) {
-  if (M <= 0 || n_end <= n_begin)
+/* B from an operand as stored: one panel copied out of it. */
+static void pack_b_operand(const void *ctx, int64_t N, int64_t k0, int64_t kc, int64_t n0,
+                           float *panel) {
+  pack_b_panel(N, k0, kc, n0, *(const kl_sgemm_operand *)ctx, panel);
+}
+
+bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, int64_t n_begin,
+                  int64_t n_end) {
+  int64_t M = pr->M, N = pr->N, K = pr->K, ldc = pr->ldc;
+  float *C = pr->C;
+  if (m_end > M)
+    m_end = M;
+  if (n_end > N)
+    n_end = N;
+  if (m_end <= m_begin || n_end <= n_begin)
     return true;
   if (K <= 0) { /* an empty sum */
-    if (!accumulate)
-      for (int64_t i = 0; i < M; i++)
-        memset(C + i * ldc + n_begin, 0, (size_t)(n_end - n_begin) * sizeof(float));
+    if (!pr->accumulate)
+      for (int64_t i = m_begin; i < m_end; i++)
+        for (int64_t j = n_begin; j < n_end; j++)
+          C[i * ldc + j] = pr->row_bias ? pr->row_bias[i] : 0.0f;
     return true;
   }
   ukernel_fn kernel = isa()->fn;
-  int64_t mpad = round_up(M, MR), npad = round_up(N, NR);
-  size_t a_floats = packed_a ? 0 : (size_t)(mpad * min64(KC, K));
+  const float *packed_a = pr->packed_a, *packed_b = pr->packed_b;
+  kl_sgemm_b_source plain = {pack_b_operand, &pr->b};
+  const kl_sgemm_b_source *src = pr->b_source ? pr->b_source : &plain;
+  int64_t mpad = round_up(M, MR), npad = round_up(N, NR), rows_here = m_end - m_begin;
+  size_t a_floats = packed_a ? 0 : (size_t)(round_up(rows_here, MR) * min64(KC, K));
   size_t b_floats = packed_b ? 0 : (size_t)(KC * NR);
   float *work = NULL;
   if (a_floats + b_floats) {
@@ -278,27 +308,40 @@ bool kl_sgemm_cols(int64_t M, int64_t N, int64_t K, kl_sgemm_operand a, const fl
       return false;
   }
   float *a_block = work, *b_panel = work ? work + a_floats : NULL;
-  float tile[MR * NR];
+  kl_sgemm_operand a_here = pr->a; /* rows [m_begin, m_end) of A, when packing it here */
+  if (!a_here.trans)
+    a_here.data += m_begin * a_here.ld;
+  else
+    a_here.data += m_begin;
+  float tile[MR * NR], edge_bias[MR];
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     int64_t kc = min64(KC, K - k0);
-    bool add = accumulate || k0 > 0;
-    const float *pa = packed_a ? packed_a + k0 * mpad : a_block;
+    bool add = pr->accumulate || k0 > 0;
+    /* pa + (m0 - m_begin) * kc is the panel of rows m0 .. m0 + MR */
+    const float *pa = packed_a ? packed_a + k0 * mpad + m_begin * kc : a_block;
     if (!packed_a)
-      pack_a_block(M, k0, kc, a, a_block);
+      pack_a_block(rows_here, k0, kc, a_here, a_block);
     for (int64_t n0 = n_begin; n0 < n_end; n0 += NR) {
       const float *pb = packed_b ? packed_b + k0 * npad + n0 * kc : b_panel;
       if (!packed_b)
-        pack_b_panel(N, k0, kc, n0, b, b_panel);
+        src->pack(src->ctx, N, k0, kc, n0, b_panel);
       int64_t cols = min64(NR, n_end - n0);
-      for (int64_t m0 = 0; m0 < M; m0 += MR) {
-        int64_t rows = min64(MR, M - m0);
+      for (int64_t m0 = m_begin; m0 < m_end; m0 += MR) {
+        int64_t rows = min64(MR, m_end - m0);
         float *c = C + m0 * ldc + n0;
+        const float *a_panel = pa + (m0 - m_begin) * kc;
+        const float *bias = pr->row_bias ? pr->row_bias + m0 : NULL;
         if (rows == MR && cols == NR) {
-          kernel(kc, pa + m0 * kc, pb, c, ldc, add);
+          kernel(kc, a_panel, pb, c, ldc, add, bias);
           continue;
         }
         /* an edge tile: compute it whole, then add or copy the part inside C */
-        kernel(kc, pa + m0 * kc, pb, tile, NR, false);
+        if (bias && rows < MR) {
+          for (int i = 0; i < MR; i++)
+            edge_bias[i] = i < rows ? bias[i] : 0.0f;
+          bias = edge_bias;
+        }
+        kernel(kc, a_panel, pb, tile, NR, false, add ? NULL : bias);
         for (int64_t i = 0; i < rows; i++)
           for (int64_t j = 0; j < cols; j++)
             c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
@@ -306,6 +349,14 @@ bool kl_sgemm_cols(int64_t M, int64_t N, int64_t K, kl_sgemm_operand a, const fl
     }
   }
   return true;
+}
+
+bool kl_sgemm_cols(int64_t M, int64_t N, int64_t K, kl_sgemm_operand a, const float *packed_a,
+                   kl_sgemm_operand b, const float *packed_b, float *C, int64_t ldc,
+                   bool accumulate, int64_t n_begin, int64_t n_end) {
+  kl_sgemm_problem pr = {.M = M, .N = N, .K = K, .a = a, .packed_a = packed_a, .b = b,
+                         .packed_b = packed_b, .C = C, .ldc = ldc, .accumulate = accumulate};
+  return kl_sgemm_run(&pr, 0, M, n_begin, n_end);
 }
 
 bool kl_sgemm(int64_t M, int64_t N, int64_t K, kl_sgemm_operand a, const float *packed_a,
