@@ -55,9 +55,10 @@ typedef struct kl_sgemm_b_source {
   const void *ctx;
 } kl_sgemm_b_source;
 
-/* One product C (M, N) = [C +] [row_bias +] A @ B. A is packed_a (kl_sgemm_pack_a) or a; B is
- * packed_b, else b_source, else b. row_bias (M values, one per row of C, or NULL) starts each
- * sum when not accumulating. */
+/* One product C (M, N) = [C +] [row_bias +] [col_bias +] A @ B. A is packed_a (kl_sgemm_pack_a)
+ * or a; B is packed_b, else b_source, else b. row_bias (M values, one per row of C) and
+ * col_bias (N values, one per column), each NULL for none, start each sum when not
+ * accumulating. */
 typedef struct kl_sgemm_problem {
   int64_t M, N, K;
   kl_sgemm_operand a;
@@ -65,7 +66,7 @@ typedef struct kl_sgemm_problem {
   kl_sgemm_operand b;
   const float *packed_b;
   const kl_sgemm_b_source *b_source;
-  const float *row_bias;
+  const float *row_bias, *col_bias;
   float *C;
   int64_t ldc;
   bool accumulate;

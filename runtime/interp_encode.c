@@ -32,7 +32,7 @@ static kl_status encode_none(const kl_ir_node *n, const kl_step_operand *in, int
 #define encode_cast encode_none
 #define encode_where encode_none
 #define encode_matmul encode_none
-#define encode_linear encode_none
+#define encode_linear encode_none /* w_packed false: the block is zeroed */
 #define encode_adaptive_avg_pool2d encode_none
 #define encode_copy encode_none
 #define encode_expand encode_none

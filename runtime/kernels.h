@@ -104,6 +104,25 @@ kl_status kl_rt_matmul(const kl_tensor *a, const kl_tensor *b, kl_tensor *y);
 /* y (..., out) = x (..., in) @ w (out, in)^T + bias (out); bias may be NULL. */
 kl_status kl_rt_linear(const kl_tensor *x, const kl_tensor *w, const kl_tensor *bias,
                        kl_tensor *y);
+/* f32 a (..., K) @ b (K, N) -> y (..., N) with b packed by kl_rt_matmul_pack_b: rows
+ * [m_begin, m_end) and columns [n_begin, n_end) of y seen as (rows, N), rows = a's elements /
+ * K (m_begin a multiple of KL_SGEMM_MR, n_begin of KL_SGEMM_NR). The bits of kl_rt_matmul. */
+bool kl_rt_matmul_f32_part(const float *a, const float *b_packed, float *y, int64_t rows,
+                           int64_t K, int64_t N, int64_t m_begin, int64_t m_end,
+                           int64_t n_begin, int64_t n_end);
+size_t kl_rt_matmul_packed_b_floats(int64_t K, int64_t N);
+void kl_rt_matmul_pack_b(const float *b, int64_t K, int64_t N, float *packed);
+/* From this many rows (x's elements / in) on, f32 linear is a GEMM; below, dot products. */
+#define KL_RT_LINEAR_GEMM_ROWS 16
+/* The GEMM form of f32 linear for rows [m_begin, m_end) and output features [n_begin, n_end)
+ * of y (M, out) only (m_begin a multiple of KL_SGEMM_MR, n_begin of KL_SGEMM_NR; runtime/
+ * gemm.h); the weights are w_packed (kl_rt_linear_pack, a compiler's) when not NULL, else w;
+ * bias may be NULL. Any split gives the same bits. False when scratch memory cannot be had. */
+bool kl_rt_linear_f32_part(const float *x, const float *w, const float *w_packed,
+                           const float *bias, float *y, int64_t M, int64_t in, int64_t out,
+                           int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end);
+size_t kl_rt_linear_packed_floats(int64_t in, int64_t out);
+void kl_rt_linear_pack(const float *w, int64_t in, int64_t out, float *packed);
 
 typedef struct kl_rt_conv2d_params {
   int64_t stride[2];   /* h, w */

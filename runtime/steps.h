@@ -86,6 +86,22 @@ typedef struct kl_step_conv2d_params {
   int64_t w_shape[4];
 } kl_step_conv2d_params;
 
+/* matmul: in = a, b (kl_rt_matmul). With b_packed (set by a compiler, never by the encoder, for
+ * f32 with b 2-D), in[1] is instead a 1-D f32 tensor of b packed by kl_rt_matmul_pack_b, and
+ * b_shape its shape (K, N). */
+typedef struct kl_step_matmul_params {
+  bool b_packed;
+  int64_t b_shape[2];
+} kl_step_matmul_params;
+
+/* linear: in = x, w, bias? (kl_rt_linear). With w_packed (set by a compiler, never by the
+ * encoder, for f32 with at least KL_RT_LINEAR_GEMM_ROWS rows), in[1] is instead a 1-D f32
+ * tensor of the weights packed by kl_rt_linear_pack, and w_shape their shape (out, in). */
+typedef struct kl_step_linear_params {
+  bool w_packed;
+  int64_t w_shape[2];
+} kl_step_linear_params;
+
 /* batch_norm: in = x, weight, bias, running_mean, running_var. */
 typedef struct kl_step_batch_norm_params {
   double eps;
@@ -195,8 +211,8 @@ typedef struct kl_step_grid_sample_params {
 #define KL_STEP_PARAMS_SIZE_cast 0
 #define KL_STEP_PARAMS_SIZE_binary sizeof(kl_step_binary_params)
 #define KL_STEP_PARAMS_SIZE_where 0
-#define KL_STEP_PARAMS_SIZE_matmul 0
-#define KL_STEP_PARAMS_SIZE_linear 0
+#define KL_STEP_PARAMS_SIZE_matmul sizeof(kl_step_matmul_params)
+#define KL_STEP_PARAMS_SIZE_linear sizeof(kl_step_linear_params)
 #define KL_STEP_PARAMS_SIZE_conv2d sizeof(kl_step_conv2d_params)
 #define KL_STEP_PARAMS_SIZE_batch_norm sizeof(kl_step_batch_norm_params)
 #define KL_STEP_PARAMS_SIZE_layer_norm sizeof(kl_step_layer_norm_params)

@@ -6,8 +6,8 @@
  * bit-identical whatever the pool's size:
  *   matmul  rows of each output matrix (the GEMM sums each element in ascending k whatever its
  *           M; the f64 and widened loops handle each row on its own);
- *   linear  with >= 16 rows, chunks of >= 16 rows (the kernel's GEMM path); with fewer, single
- *           rows times blocks of output features (the kernel's dot-product path);
+ *   linear  f32 with >= 16 rows: tiles of (rows, output features) of the GEMM; otherwise
+ *           single rows times blocks of output features (the kernel's dot-product path);
  *   conv2d  f32 GEMM convolutions: tiles of (image, group, output channels, output pixels),
  *           each a part of the implicit GEMM (kernels.h, kl_rt_conv2d_f32_part); others:
  *           (image, group, block of output channels), each a groups = 1 convolution;
@@ -160,11 +160,67 @@ static bool matmul_plan(const kl_tensor *a, const kl_tensor *b, const kl_tensor 
   return true;
 }
 
+static void tile_split(int64_t M, int64_t N, int threads, int64_t *m_block, int64_t *n_m,
+                       int64_t *n_block, int64_t *n_n);
+
+/* matmul with b packed ahead of time: tiles of y seen as (rows, N). */
+typedef struct matmul_packed_job {
+  const float *a, *b;
+  float *y;
+  int64_t rows, K, N, m_block, n_m, n_block, n_n;
+  bool oom;
+} matmul_packed_job;
+
+static void matmul_packed_tasks(void *ctx, int64_t begin, int64_t end) {
+  matmul_packed_job *j = ctx;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t mb = t / j->n_n, nb = t % j->n_n;
+    if (!kl_rt_matmul_f32_part(j->a, j->b, j->y, j->rows, j->K, j->N, mb * j->m_block,
+                               (mb + 1) * j->m_block, nb * j->n_block, (nb + 1) * j->n_block))
+      __atomic_store_n(&j->oom, true, __ATOMIC_RELAXED);
+  }
+}
+
+static kl_status matmul_packed(const kl_step_env *env, const kl_step_matmul_params *p,
+                               const kl_tensor *a, const kl_tensor *b, kl_tensor *y) {
+  int64_t K = p->b_shape[0], N = p->b_shape[1];
+  bool ok = b->dtype == KL_F32 && b->rank == 1 && K >= 1 && N >= 1 &&
+            (size_t)b->numel == kl_rt_matmul_packed_b_floats(K, N) && a->dtype == KL_F32 &&
+            y->dtype == KL_F32 && a->rank >= 1 && a->shape[a->rank - 1] == K &&
+            y->rank == (a->rank == 1 ? 1 : a->rank) && y->shape[y->rank - 1] == N;
+  for (int d = 0; ok && d < a->rank - 1; d++)
+    ok = y->shape[d] == a->shape[d];
+  if (!ok)
+    return kl_status_create(KL_ERR_INVALID_ARGUMENT,
+                            "matmul step: a (%s, rank %d) and output (%s, rank %d) do not fit b "
+                            "[%lld, %lld] packed (%s, %lld floats)",
+                            kl_dtype_ir_name(a->dtype), a->rank, kl_dtype_ir_name(y->dtype),
+                            y->rank, (long long)K, (long long)N, kl_dtype_ir_name(b->dtype),
+                            (long long)b->numel);
+  matmul_packed_job j = {.a = a->data, .b = b->data, .y = y->data, .rows = a->numel / K,
+                         .K = K, .N = N};
+  if (j.rows == 0)
+    return NULL;
+  int threads = pool_threads(env);
+  tile_split(j.rows, N, j.rows * K * N < MIN_PARALLEL_WORK ? 1 : threads, &j.m_block, &j.n_m,
+             &j.n_block, &j.n_n);
+  int64_t tasks = j.n_m * j.n_n;
+  if (threads <= 1 || tasks < 2)
+    matmul_packed_tasks(&j, 0, tasks);
+  else
+    kl_parallel_for(env->pool, tasks, 1, matmul_packed_tasks, &j);
+  return j.oom ? kl_status_create(KL_ERR_OUT_OF_MEMORY, "matmul: out of memory") : NULL;
+}
+
 STEP(matmul) {
-  (void)params;
+  kl_step_matmul_params p = {0}; /* no block: b as it is */
+  if (params)
+    memcpy(&p, params, sizeof p);
   KL_RETURN_IF_ERROR(check_counts("matmul", in, n_in, 2, 2, out, n_out));
   const kl_tensor *a = in[0], *b = in[1];
   kl_tensor *y = out[0];
+  if (p.b_packed)
+    return matmul_packed(env, &p, a, b, y);
   matmul_job j;
   memset(&j, 0, sizeof j);
   if (pool_threads(env) <= 1 || y->numel == 0 || !matmul_plan(a, b, y, &j))
@@ -179,9 +235,7 @@ STEP(matmul) {
 
 /* ---- linear ----------------------------------------------------------------------------- */
 
-/* The kernel's switch from dot products to its GEMM path (runtime/kernels/matmul.c): chunks of
- * rows stay on one side of it. */
-enum { LINEAR_GEMM_ROWS = 16 };
+enum { LINEAR_GEMM_ROWS = KL_RT_LINEAR_GEMM_ROWS };
 
 typedef struct linear_job {
   const kl_tensor *x, *w, *bias;
@@ -190,16 +244,6 @@ typedef struct linear_job {
   int64_t block, n_blocks; /* output features per task when splitting them */
   kl_status err;
 } linear_job;
-
-/* Rows [begin, end), each chunk of at least LINEAR_GEMM_ROWS rows. */
-static void linear_rows(void *ctx, int64_t begin, int64_t end) {
-  linear_job *j = ctx;
-  kl_tensor xv, yv;
-  int64_t xsh[2] = {end - begin, j->in}, ysh[2] = {end - begin, j->out};
-  view_of(&xv, j->x, 2, xsh, begin * j->in);
-  view_of(&yv, j->y, 2, ysh, begin * j->out);
-  keep_first(&j->err, kl_rt_linear(&xv, j->w, j->bias, &yv));
-}
 
 /* Tasks (row, block of output features) for fewer than LINEAR_GEMM_ROWS rows. */
 static void linear_blocks(void *ctx, int64_t begin, int64_t end) {
@@ -218,15 +262,76 @@ static void linear_blocks(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* f32 linear with at least KL_RT_LINEAR_GEMM_ROWS rows: tiles of (rows, output features) of
+ * the GEMM (kl_rt_linear_f32_part), the same bits as one call. */
+typedef struct linear_gemm_job {
+  const float *x, *w, *w_packed, *bias;
+  float *y;
+  int64_t M, in, out, m_block, n_m, n_block, n_n;
+  bool oom;
+} linear_gemm_job;
+
+static void linear_gemm_tasks(void *ctx, int64_t begin, int64_t end) {
+  linear_gemm_job *j = ctx;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t mb = t / j->n_n, nb = t % j->n_n;
+    if (!kl_rt_linear_f32_part(j->x, j->w, j->w_packed, j->bias, j->y, j->M, j->in, j->out,
+                               mb * j->m_block, (mb + 1) * j->m_block, nb * j->n_block,
+                               (nb + 1) * j->n_block))
+      __atomic_store_n(&j->oom, true, __ATOMIC_RELAXED);
+  }
+}
+
+/* Blocks for about four tasks per thread: column panels first (each packs its part of w once
+ * when it is not packed), then row blocks. */
+static void tile_split(int64_t M, int64_t N, int threads, int64_t *m_block, int64_t *n_m,
+                       int64_t *n_block, int64_t *n_n) {
+  int64_t panels = (N + KL_SGEMM_NR - 1) / KL_SGEMM_NR;
+  int64_t tiles_m = (M + KL_SGEMM_MR - 1) / KL_SGEMM_MR;
+  int64_t want = threads <= 1 ? 1 : 4 * (int64_t)threads;
+  int64_t nn = want < panels ? want : panels;
+  int64_t nm = nn >= want ? 1 : (want + nn - 1) / nn;
+  if (nm > tiles_m)
+    nm = tiles_m;
+  *n_block = (panels + nn - 1) / nn * KL_SGEMM_NR;
+  *n_n = (N + *n_block - 1) / *n_block;
+  *m_block = (tiles_m + nm - 1) / nm * KL_SGEMM_MR;
+  *n_m = (M + *m_block - 1) / *m_block;
+}
+
 STEP(linear) {
-  (void)params;
+  kl_step_linear_params p = {0}; /* no block: plain weights */
+  if (params)
+    memcpy(&p, params, sizeof p);
   KL_RETURN_IF_ERROR(check_counts("linear", in, n_in, 2, 3, out, n_out));
   const kl_tensor *x = in[0], *w = in[1], *bias = n_in > 2 ? in[2] : NULL;
   kl_tensor *y = out[0];
   int threads = pool_threads(env);
-  if (threads <= 1 || x->rank < 1 || w->rank != 2 || x->numel == 0 || y->numel == 0 ||
-      x->dtype != w->dtype || x->dtype != y->dtype || (bias && bias->dtype != x->dtype))
+  kl_tensor w_shape_only;
+  const float *w_packed = NULL;
+  if (p.w_packed) { /* a shape-only view of the weights stands in for the checks */
+    if (w->dtype != KL_F32 || w->rank != 1 || p.w_shape[0] < 1 || p.w_shape[1] < 1 ||
+        (size_t)w->numel != kl_rt_linear_packed_floats(p.w_shape[1], p.w_shape[0]))
+      return kl_status_create(KL_ERR_INVALID_ARGUMENT,
+                              "linear step: packed weights %s do not hold weights [%lld, %lld]",
+                              kl_dtype_ir_name(w->dtype), (long long)p.w_shape[0],
+                              (long long)p.w_shape[1]);
+    memset(&w_shape_only, 0, sizeof w_shape_only);
+    w_shape_only.dtype = KL_F32;
+    w_shape_only.rank = 2;
+    w_shape_only.shape[0] = p.w_shape[0];
+    w_shape_only.shape[1] = p.w_shape[1];
+    w_shape_only.numel = p.w_shape[0] * p.w_shape[1];
+    w_packed = w->data;
+    w = &w_shape_only;
+  }
+  if (x->rank < 1 || w->rank != 2 || x->numel == 0 || y->numel == 0 ||
+      x->dtype != w->dtype || x->dtype != y->dtype || (bias && bias->dtype != x->dtype)) {
+    if (w_packed)
+      return kl_status_create(KL_ERR_INVALID_ARGUMENT, "linear step: packed weights for x %s",
+                              kl_dtype_ir_name(x->dtype));
     return kl_rt_linear(x, w, bias, y);
+  }
   linear_job j = {.x = x, .w = w, .bias = bias, .y = y};
   j.in = x->shape[x->rank - 1];
   j.out = w->shape[0];
@@ -234,27 +339,39 @@ STEP(linear) {
               (!bias || (bias->rank == 1 && bias->shape[0] == j.out));
   for (int d = 0; fits && d < x->rank - 1; d++)
     fits = y->shape[d] == x->shape[d];
-  if (!fits || j.in == 0)
+  if (!fits || j.in == 0) {
+    if (w_packed)
+      return kl_status_create(KL_ERR_INVALID_ARGUMENT,
+                              "linear step: x (rank %d) and output (rank %d) do not fit packed "
+                              "weights [%lld, %lld]",
+                              x->rank, y->rank, (long long)p.w_shape[0], (long long)p.w_shape[1]);
     return kl_rt_linear(x, w, bias, y);
-  j.M = x->numel / j.in;
-  int64_t row_work = j.in * j.out;
-  if (j.M * row_work < MIN_PARALLEL_WORK)
-    return kl_rt_linear(x, w, bias, y);
-  if (j.M >= LINEAR_GEMM_ROWS) {
-    if (j.M < 2 * LINEAR_GEMM_ROWS)
-      return kl_rt_linear(x, w, bias, y);
-    int64_t chunk = clamp_chunk(row_work);
-    kl_parallel_for(env->pool, j.M, chunk > LINEAR_GEMM_ROWS ? chunk : LINEAR_GEMM_ROWS,
-                    linear_rows, &j);
-  } else {
-    /* enough blocks for every thread twice over, each of at least 16 features */
-    int64_t want = (2 * (int64_t)threads + j.M - 1) / j.M;
-    j.block = (j.out + want - 1) / want;
-    if (j.block < 16)
-      j.block = 16;
-    j.n_blocks = (j.out + j.block - 1) / j.block;
-    kl_parallel_for(env->pool, j.M * j.n_blocks, 1, linear_blocks, &j);
   }
+  j.M = x->numel / j.in;
+  if (x->dtype == KL_F32 && (w_packed || j.M >= KL_RT_LINEAR_GEMM_ROWS)) {
+    linear_gemm_job g = {.x = x->data, .w = w_packed ? NULL : w->data, .w_packed = w_packed,
+                         .bias = bias ? bias->data : NULL, .y = y->data, .M = j.M, .in = j.in,
+                         .out = j.out};
+    int64_t work = j.M * j.in * j.out;
+    tile_split(j.M, j.out, work < MIN_PARALLEL_WORK ? 1 : threads, &g.m_block, &g.n_m,
+               &g.n_block, &g.n_n);
+    int64_t tasks = g.n_m * g.n_n;
+    if (threads <= 1 || tasks < 2)
+      linear_gemm_tasks(&g, 0, tasks);
+    else
+      kl_parallel_for(env->pool, tasks, 1, linear_gemm_tasks, &g);
+    return g.oom ? kl_status_create(KL_ERR_OUT_OF_MEMORY, "linear: out of memory") : NULL;
+  }
+  int64_t row_work = j.in * j.out;
+  if (threads <= 1 || j.M * row_work < MIN_PARALLEL_WORK || j.M >= LINEAR_GEMM_ROWS)
+    return kl_rt_linear(x, w, bias, y);
+  /* enough blocks for every thread twice over, each of at least 16 features */
+  int64_t want = (2 * (int64_t)threads + j.M - 1) / j.M;
+  j.block = (j.out + want - 1) / want;
+  if (j.block < 16)
+    j.block = 16;
+  j.n_blocks = (j.out + j.block - 1) / j.block;
+  kl_parallel_for(env->pool, j.M * j.n_blocks, 1, linear_blocks, &j);
   return j.err;
 }
 
@@ -286,7 +403,7 @@ static void conv_gemm_tasks(void *ctx, int64_t begin, int64_t end) {
 
 /* Blocks for about four tasks per thread: pixels first (each block of pixels packs its own
  * patches once), then channels when an image has too few pixel panels. */
-static void conv_gemm_split(conv_gemm_job *j, int threads) {
+static void conv_gemm_split(conv_gemm_job *j, int threads) { /* per (image, group) */
   int64_t P = j->d.Ho * j->d.Wo, units = j->d.N * j->d.groups;
   int64_t panels = (P + KL_SGEMM_NR - 1) / KL_SGEMM_NR;
   int64_t tiles_m = (j->d.Cog + KL_SGEMM_MR - 1) / KL_SGEMM_MR;

@@ -38,7 +38,8 @@ typedef struct kl_llvm_lower {
   uint64_t *weight_bytes;
   void **weight_owned;
   bool *weight_used;
-  int *packed_of; /* the packed conv weight made from this one, or -1 */
+  int *packed_of;           /* the packed copy last made from this weight, or -1 */
+  const void **packed_with; /* for a packed copy: the packing function that made it */
   int n_weights, cap_weights;
   uint64_t weights_size;
 

@@ -87,8 +87,9 @@ static int add_weight(kl_llvm_lower *L, const kl_tensor *src, const void *data, 
     L->weight_owned = realloc(L->weight_owned, n * sizeof *L->weight_owned);
     L->weight_used = realloc(L->weight_used, n * sizeof *L->weight_used);
     L->packed_of = realloc(L->packed_of, n * sizeof *L->packed_of);
+    L->packed_with = realloc(L->packed_with, n * sizeof *L->packed_with);
     if (!L->weights || !L->weight_src || !L->weight_data || !L->weight_bytes ||
-        !L->weight_owned || !L->weight_used || !L->packed_of)
+        !L->weight_owned || !L->weight_used || !L->packed_of || !L->packed_with)
       kl_fatal_oom();
   }
   int i = L->n_weights++;
@@ -99,6 +100,7 @@ static int add_weight(kl_llvm_lower *L, const kl_tensor *src, const void *data, 
   L->weight_owned[i] = owned;
   L->weight_used[i] = false;
   L->packed_of[i] = -1;
+  L->packed_with[i] = NULL;
   return i;
 }
 
@@ -115,21 +117,27 @@ static void finish_weights(kl_llvm_lower *L) {
   }
 }
 
-/* The table entry of conv weights w (entry w_tid, a weight) packed for the GEMM convolution
- * (kl_rt_conv2d_pack), made once per weight. */
-static int packed_conv_weight(kl_llvm_lower *L, int w_tid, const int64_t *w_shape,
-                              int64_t groups) {
+/* How a kernel packs weights: the floats it takes and the packing of a source's data. */
+typedef struct weight_packing {
+  size_t floats;
+  void (*pack)(const struct weight_packing *wp, const float *w, float *out);
+  int64_t shape[4], groups;
+} weight_packing;
+
+/* The table entry of weight entry w_tid packed by wp, made once per weight and packing. */
+static int packed_weight(kl_llvm_lower *L, int w_tid, const weight_packing *wp) {
   int src = (int)L->tensors[w_tid].where;
-  if (L->packed_of[src] < 0) {
-    size_t floats = kl_rt_conv2d_packed_floats(w_shape, groups);
-    float *packed = malloc(floats * sizeof *packed + 1);
+  int w = L->packed_of[src];
+  if (w < 0 || L->packed_with[w] != (const void *)wp->pack ||
+      L->weight_bytes[w] != wp->floats * sizeof(float)) {
+    float *packed = malloc(wp->floats * sizeof *packed + 1);
     if (!packed)
       kl_fatal_oom();
-    kl_rt_conv2d_pack(L->weight_data[src], w_shape, groups, packed);
-    int w = add_weight(L, NULL, packed, floats * sizeof *packed, packed); /* reallocs packed_of */
-    L->packed_of[src] = w;
+    wp->pack(wp, L->weight_data[src], packed);
+    w = add_weight(L, NULL, packed, wp->floats * sizeof *packed, packed); /* reallocs */
+    L->packed_of[src] = w; /* the latest packing of src (a weight rarely feeds two kinds) */
+    L->packed_with[w] = (const void *)wp->pack;
   }
-  int w = L->packed_of[src];
   kl_ir_type t;
   memset(&t, 0, sizeof t);
   t.dtype = KL_F32;
@@ -138,23 +146,75 @@ static int packed_conv_weight(kl_llvm_lower *L, int w_tid, const int64_t *w_shap
   return add_tensor(L, KL_ART_WEIGHT, w, &t);
 }
 
-/* A conv2d step whose weights are a weight of the model and take the GEMM path reads them
- * packed at compile time instead (kl_step_conv2d_params.w_packed). */
-static void pack_conv_weights(kl_llvm_lower *L, const kl_step_operand *ops, int *ids,
-                              void *params) {
-  kl_step_conv2d_params p;
-  memcpy(&p, params, sizeof p);
-  if (ids[1] < 0 || L->tensors[ids[1]].kind != KL_ART_WEIGHT || ops[0].dtype != KL_F32 ||
-      ops[1].dtype != KL_F32 || ops[1].rank != 4 || p.conv.groups < 1 ||
-      ops[1].shape[0] % p.conv.groups != 0 || !kl_rt_conv2d_uses_gemm(ops[1].shape, p.conv.groups))
+static void pack_conv(const weight_packing *wp, const float *w, float *out) {
+  kl_rt_conv2d_pack(w, wp->shape, wp->groups, out);
+}
+
+static void pack_linear(const weight_packing *wp, const float *w, float *out) {
+  kl_rt_linear_pack(w, wp->shape[1], wp->shape[0], out);
+}
+
+static void pack_matmul(const weight_packing *wp, const float *b, float *out) {
+  kl_rt_matmul_pack_b(b, wp->shape[0], wp->shape[1], out);
+}
+
+static bool is_f32_weight(const kl_llvm_lower *L, const kl_step_operand *w, int tid, int rank) {
+  if (tid < 0 || L->tensors[tid].kind != KL_ART_WEIGHT || w->dtype != KL_F32 || w->rank != rank)
+    return false;
+  for (int d = 0; d < rank; d++)
+    if (w->shape[d] < 1)
+      return false;
+  return true;
+}
+
+/* conv2d, linear and matmul steps whose weights (b of a matmul) are a weight of the model and
+ * go through the GEMM read them packed at compile time instead (their parameter blocks'
+ * w_packed, b_packed). */
+static void pack_step_weights(kl_llvm_lower *L, const char *kernel, const kl_step_operand *ops,
+                              int n_in, int *ids, void *params) {
+  if (n_in < 2 || ops[0].dtype != KL_F32)
     return;
-  for (int d = 0; d < 4; d++)
-    if (ops[1].shape[d] < 1)
+  const kl_step_operand *w = &ops[1];
+  if (!strcmp(kernel, "conv2d") && is_f32_weight(L, w, ids[1], 4)) {
+    kl_step_conv2d_params p;
+    memcpy(&p, params, sizeof p);
+    if (p.conv.groups < 1 || w->shape[0] % p.conv.groups || !kl_rt_conv2d_uses_gemm(w->shape,
+                                                                                   p.conv.groups))
       return;
-  ids[1] = packed_conv_weight(L, ids[1], ops[1].shape, p.conv.groups);
-  p.w_packed = true;
-  memcpy(p.w_shape, ops[1].shape, sizeof p.w_shape);
-  memcpy(params, &p, sizeof p);
+    weight_packing wp = {kl_rt_conv2d_packed_floats(w->shape, p.conv.groups), pack_conv,
+                         {w->shape[0], w->shape[1], w->shape[2], w->shape[3]}, p.conv.groups};
+    ids[1] = packed_weight(L, ids[1], &wp);
+    p.w_packed = true;
+    memcpy(p.w_shape, w->shape, sizeof p.w_shape);
+    memcpy(params, &p, sizeof p);
+  } else if (!strcmp(kernel, "linear") && is_f32_weight(L, w, ids[1], 2) && ops[0].rank >= 1 &&
+             ops[0].shape[ops[0].rank - 1] == w->shape[1]) {
+    int64_t rows = 1;
+    for (int d = 0; d < ops[0].rank - 1; d++)
+      rows *= ops[0].shape[d];
+    if (rows < KL_RT_LINEAR_GEMM_ROWS) /* dot products stream w as it is */
+      return;
+    kl_step_linear_params p;
+    memcpy(&p, params, sizeof p);
+    weight_packing wp = {kl_rt_linear_packed_floats(w->shape[1], w->shape[0]), pack_linear,
+                         {w->shape[0], w->shape[1], 0, 0}, 1};
+    ids[1] = packed_weight(L, ids[1], &wp);
+    p.w_packed = true;
+    p.w_shape[0] = w->shape[0];
+    p.w_shape[1] = w->shape[1];
+    memcpy(params, &p, sizeof p);
+  } else if (!strcmp(kernel, "matmul") && is_f32_weight(L, w, ids[1], 2) && ops[0].rank >= 1 &&
+             ops[0].shape[ops[0].rank - 1] == w->shape[0]) {
+    kl_step_matmul_params p;
+    memcpy(&p, params, sizeof p);
+    weight_packing wp = {kl_rt_matmul_packed_b_floats(w->shape[0], w->shape[1]), pack_matmul,
+                         {w->shape[0], w->shape[1], 0, 0}, 1};
+    ids[1] = packed_weight(L, ids[1], &wp);
+    p.b_packed = true;
+    p.b_shape[0] = w->shape[0];
+    p.b_shape[1] = w->shape[1];
+    memcpy(params, &p, sizeof p);
+  }
 }
 
 /* ---- the body ------------------------------------------------------------------------- */
@@ -218,8 +278,8 @@ static kl_status emit_step(kl_llvm_lower *L, const kl_ir_node *n, const char *wh
   kl_status s = kl_step_encode(n, ops, n_in, ops + n_in, n_out, &info, params);
   if (!s && (!info || !info->symbol))
     s = kl_status_create(KL_ERR_UNSUPPORTED, "%s has no step to run it", kl_ir_node_op_name(n));
-  if (!s && !strcmp(info->kernel, "conv2d") && n_in >= 2)
-    pack_conv_weights(L, ops, ids, params);
+  if (!s)
+    pack_step_weights(L, info->kernel, ops, n_in, ids, params);
   if (!s) {
     LLVMValueRef fn = LLVMGetNamedFunction(L->m, info->symbol);
     if (!fn) {

@@ -402,5 +402,6 @@ kl_status kl_codegen_llvm_object(const kl_ir_graph *g, const kl_compile_options 
   free(L.weight_owned);
   free(L.weight_used);
   free(L.packed_of);
+  free(L.packed_with);
   return s;
 }

@@ -93,16 +93,18 @@ void kl_sgemm_pack_b(int64_t K, int64_t N, kl_sgemm_operand b, float *out) {
 
 /* ---- micro-kernels: tile (MR x NR, row stride ldc) = [tile +] a-panel @ b-panel ---------- */
 
-/* add: C += the product; else C = bias (MR values, one per row; NULL: zero) + the product. */
+/* add: C += the product; else C = the product + row_bias (MR values, one per row) + col_bias
+ * (NR values, one per column), each NULL for none. */
 typedef void (*ukernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                           bool add, const float *bias);
+                           bool add, const float *row_bias, const float *col_bias);
 
 static void ukernel_generic(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                            bool add, const float *bias) {
+                            bool add, const float *row_bias, const float *col_bias) {
   float acc[MR][NR];
   for (int i = 0; i < MR; i++)
     for (int j = 0; j < NR; j++)
-      acc[i][j] = !add && bias ? bias[i] : 0.0f;
+      acc[i][j] = add ? 0.0f
+                      : (row_bias ? row_bias[i] : 0.0f) + (col_bias ? col_bias[j] : 0.0f);
   for (int64_t k = 0; k < kc; k++)
     for (int i = 0; i < MR; i++) {
       float ai = a[k * MR + i];
@@ -118,14 +120,20 @@ static void ukernel_generic(int64_t kc, const float *a, const float *b, float *c
 __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const float *a,
                                                                const float *b, float *c,
                                                                int64_t ldc, bool add,
-                                                               const float *bias) {
-  bool init = !add && bias;
-  __m512 c00 = init ? _mm512_set1_ps(bias[0]) : _mm512_setzero_ps(), c01 = c00;
-  __m512 c10 = init ? _mm512_set1_ps(bias[1]) : _mm512_setzero_ps(), c11 = c10;
-  __m512 c20 = init ? _mm512_set1_ps(bias[2]) : _mm512_setzero_ps(), c21 = c20;
-  __m512 c30 = init ? _mm512_set1_ps(bias[3]) : _mm512_setzero_ps(), c31 = c30;
-  __m512 c40 = init ? _mm512_set1_ps(bias[4]) : _mm512_setzero_ps(), c41 = c40;
-  __m512 c50 = init ? _mm512_set1_ps(bias[5]) : _mm512_setzero_ps(), c51 = c50;
+                                                               const float *row_bias,
+                                                               const float *col_bias) {
+  __m512 z = _mm512_setzero_ps();
+  __m512 b0 = !add && col_bias ? _mm512_loadu_ps(col_bias) : z;
+  __m512 b1 = !add && col_bias ? _mm512_loadu_ps(col_bias + 16) : z;
+  bool rows = !add && row_bias;
+#define KL_ROW(i) (rows ? _mm512_set1_ps(row_bias[i]) : z)
+  __m512 c00 = _mm512_add_ps(KL_ROW(0), b0), c01 = _mm512_add_ps(KL_ROW(0), b1);
+  __m512 c10 = _mm512_add_ps(KL_ROW(1), b0), c11 = _mm512_add_ps(KL_ROW(1), b1);
+  __m512 c20 = _mm512_add_ps(KL_ROW(2), b0), c21 = _mm512_add_ps(KL_ROW(2), b1);
+  __m512 c30 = _mm512_add_ps(KL_ROW(3), b0), c31 = _mm512_add_ps(KL_ROW(3), b1);
+  __m512 c40 = _mm512_add_ps(KL_ROW(4), b0), c41 = _mm512_add_ps(KL_ROW(4), b1);
+  __m512 c50 = _mm512_add_ps(KL_ROW(5), b0), c51 = _mm512_add_ps(KL_ROW(5), b1);
+#undef KL_ROW
   for (int64_t k = 0; k < kc; k++, a += MR, b += NR) {
     __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
     __m512 x = _mm512_set1_ps(a[0]);
@@ -155,16 +163,22 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
 __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const float *a,
                                                               const float *b, float *c,
                                                               int64_t ldc, bool add,
-                                                              const float *bias) {
-  bool init = !add && bias;
+                                                              const float *row_bias,
+                                                              const float *col_bias) {
+  bool rows = !add && row_bias;
   for (int h = 0; h < 2; h++) { /* two 6 x 16 halves of the 6 x 32 tile */
     const float *ap = a, *bp = b + 16 * h;
-    __m256 c00 = init ? _mm256_set1_ps(bias[0]) : _mm256_setzero_ps(), c01 = c00;
-    __m256 c10 = init ? _mm256_set1_ps(bias[1]) : _mm256_setzero_ps(), c11 = c10;
-    __m256 c20 = init ? _mm256_set1_ps(bias[2]) : _mm256_setzero_ps(), c21 = c20;
-    __m256 c30 = init ? _mm256_set1_ps(bias[3]) : _mm256_setzero_ps(), c31 = c30;
-    __m256 c40 = init ? _mm256_set1_ps(bias[4]) : _mm256_setzero_ps(), c41 = c40;
-    __m256 c50 = init ? _mm256_set1_ps(bias[5]) : _mm256_setzero_ps(), c51 = c50;
+    __m256 z = _mm256_setzero_ps();
+    __m256 b0 = !add && col_bias ? _mm256_loadu_ps(col_bias + 16 * h) : z;
+    __m256 b1 = !add && col_bias ? _mm256_loadu_ps(col_bias + 16 * h + 8) : z;
+#define KL_ROW(i) (rows ? _mm256_set1_ps(row_bias[i]) : z)
+    __m256 c00 = _mm256_add_ps(KL_ROW(0), b0), c01 = _mm256_add_ps(KL_ROW(0), b1);
+    __m256 c10 = _mm256_add_ps(KL_ROW(1), b0), c11 = _mm256_add_ps(KL_ROW(1), b1);
+    __m256 c20 = _mm256_add_ps(KL_ROW(2), b0), c21 = _mm256_add_ps(KL_ROW(2), b1);
+    __m256 c30 = _mm256_add_ps(KL_ROW(3), b0), c31 = _mm256_add_ps(KL_ROW(3), b1);
+    __m256 c40 = _mm256_add_ps(KL_ROW(4), b0), c41 = _mm256_add_ps(KL_ROW(4), b1);
+    __m256 c50 = _mm256_add_ps(KL_ROW(5), b0), c51 = _mm256_add_ps(KL_ROW(5), b1);
+#undef KL_ROW
     for (int64_t k = 0; k < kc; k++, ap += MR, bp += NR) {
       __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
       __m256 x = _mm256_broadcast_ss(ap);
@@ -291,7 +305,8 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
     if (!pr->accumulate)
       for (int64_t i = m_begin; i < m_end; i++)
         for (int64_t j = n_begin; j < n_end; j++)
-          C[i * ldc + j] = pr->row_bias ? pr->row_bias[i] : 0.0f;
+          C[i * ldc + j] = (pr->row_bias ? pr->row_bias[i] : 0.0f) +
+                           (pr->col_bias ? pr->col_bias[j] : 0.0f);
     return true;
   }
   ukernel_fn kernel = isa()->fn;
@@ -313,7 +328,7 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
     a_here.data += m_begin * a_here.ld;
   else
     a_here.data += m_begin;
-  float tile[MR * NR], edge_bias[MR];
+  float tile[MR * NR], edge_row_bias[MR], edge_col_bias[NR];
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     int64_t kc = min64(KC, K - k0);
     bool add = pr->accumulate || k0 > 0;
@@ -330,18 +345,24 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
         int64_t rows = min64(MR, m_end - m0);
         float *c = C + m0 * ldc + n0;
         const float *a_panel = pa + (m0 - m_begin) * kc;
-        const float *bias = pr->row_bias ? pr->row_bias + m0 : NULL;
+        const float *rb = pr->row_bias ? pr->row_bias + m0 : NULL;
+        const float *cb = pr->col_bias ? pr->col_bias + n0 : NULL;
         if (rows == MR && cols == NR) {
-          kernel(kc, a_panel, pb, c, ldc, add, bias);
+          kernel(kc, a_panel, pb, c, ldc, add, rb, cb);
           continue;
         }
         /* an edge tile: compute it whole, then add or copy the part inside C */
-        if (bias && rows < MR) {
+        if (rb && rows < MR) {
           for (int i = 0; i < MR; i++)
-            edge_bias[i] = i < rows ? bias[i] : 0.0f;
-          bias = edge_bias;
+            edge_row_bias[i] = i < rows ? rb[i] : 0.0f;
+          rb = edge_row_bias;
         }
-        kernel(kc, a_panel, pb, tile, NR, false, add ? NULL : bias);
+        if (cb && cols < NR) {
+          for (int j = 0; j < NR; j++)
+            edge_col_bias[j] = j < cols ? cb[j] : 0.0f;
+          cb = edge_col_bias;
+        }
+        kernel(kc, a_panel, pb, tile, NR, false, add ? NULL : rb, add ? NULL : cb);
         for (int64_t i = 0; i < rows; i++)
           for (int64_t j = 0; j < cols; j++)
             c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];

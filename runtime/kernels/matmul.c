@@ -3,8 +3,9 @@
  * Everything funnels into one core, C (M, N) += A (M, K) @ B (K, N): for f32 the blocked,
  * register-tiled GEMM of runtime/gemm.h, for f64 a loop written i-k-j so the inner loop runs
  * over contiguous rows of B and C and the compiler vectorizes it. The other dtypes are widened
- * to double, multiplied, and narrowed at the end. linear with few rows (batch-1 inference) uses
- * row-by-row dot products instead, since transposing w would cost more than the product. conv.c reuses the cores (kernels_internal.h). */
+ * to double, multiplied, and narrowed at the end. f32 linear reads w transposed in the GEMM
+ * (or packed ahead of time), with the bias starting each sum; with few rows (batch-1
+ * inference) it uses row-by-row dot products instead, which stream w once. conv.c reuses the cores (kernels_internal.h). */
 #include <string.h>
 
 #include "../gemm.h"
@@ -111,7 +112,6 @@ static double dot_f64(const double *a, const double *b, int64_t n) {
           for (int64_t c = c0; c < min64(c0 + 32, cols); c++)                                      \
             dst[c * rows + r] = src[r * cols + c];                                                 \
   }
-DEFINE_TRANSPOSE(transpose_f32, float)
 DEFINE_TRANSPOSE(transpose_f64, double)
 
 /* Data of t as a matrix of the compute dtype: the buffer itself for f32/f64, else a widened
@@ -257,12 +257,12 @@ kl_status kl_rt_linear(const kl_tensor *x, const kl_tensor *w, const kl_tensor *
   /* With many rows, wt (in, out) = w^T lets the core's inner loop run over contiguous output
    * features. With few rows (batch-1 inference) the transpose would cost more than the product,
    * so each output is a dot product of two contiguous rows instead. */
-  bool few_rows = M < 16;
-  void *wt = few_rows ? NULL : malloc((size_t)(w->numel > 0 ? w->numel : 1) * es);
+  bool few_rows = M < KL_RT_LINEAR_GEMM_ROWS;
+  void *wt = few_rows || f32 ? NULL : malloc((size_t)(w->numel > 0 ? w->numel : 1) * es);
   bool acc_needed = y->dtype != (f32 ? KL_F32 : KL_F64);
   void *acc = acc_needed ? calloc((size_t)(y->numel ? y->numel : 1), es) : NULL;
   if ((!px && x->numel) || (!pw && w->numel) || (bias && !pbias && bias->numel) ||
-      (!few_rows && !wt) || (acc_needed && !acc)) {
+      (!few_rows && !f32 && !wt) || (acc_needed && !acc)) {
     free(own_x);
     free(own_w);
     free(own_b);
@@ -274,16 +274,17 @@ kl_status kl_rt_linear(const kl_tensor *x, const kl_tensor *w, const kl_tensor *
   if (f32) {
     const float *xs = px, *ws = pw, *bs = pbias; /* x (M, in), w (out, in), bias (out,) */
     float *ys = py, *wts = wt;                   /* y (M, out), wt (in, out) */
+    (void)wts;
     if (few_rows) {
       for (int64_t m = 0; m < M; m++)
         for (int64_t o = 0; o < out; o++)
           ys[m * out + o] = (bs ? bs[o] : 0.0f) + dot_f32(xs + m * in, ws + o * in, in);
-    } else {
-      transpose_f32(ws, out, in, wts);
-      for (int64_t m = 0; m < M; m++) /* start each row from the bias (or zero) */
-        for (int64_t o = 0; o < out; o++)
-          ys[m * out + o] = bs ? bs[o] : 0.0f;
-      kl_rt_gemm_f32(M, out, in, xs, in, wts, out, ys, out);
+    } else if (!kl_rt_linear_f32_part(xs, ws, NULL, bs, ys, M, in, out, 0, M, 0, out)) {
+      free(own_x);
+      free(own_w);
+      free(own_b);
+      free(acc);
+      return kl_rt_oom("linear");
     }
   } else {
     const double *xs = px, *ws = pw, *bs = pbias;
@@ -308,4 +309,40 @@ kl_status kl_rt_linear(const kl_tensor *x, const kl_tensor *w, const kl_tensor *
   free(wt);
   free(acc);
   return NULL;
+}
+
+/* The GEMM form of f32 linear: y (M, out) = x (M, in) @ w^T + bias, B being w read transposed
+ * (or packed by kl_rt_linear_pack) and the bias starting each column's sums. */
+bool kl_rt_linear_f32_part(const float *x, const float *w, const float *w_packed,
+                           const float *bias, float *y, int64_t M, int64_t in, int64_t out,
+                           int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end) {
+  kl_sgemm_problem pr = {.M = M, .N = out, .K = in, .a = {x, in, false}, .b = {w, in, true},
+                         .packed_b = w_packed, .col_bias = bias, .C = y, .ldc = out};
+  return kl_sgemm_run(&pr, m_begin, m_end, n_begin, n_end);
+}
+
+size_t kl_rt_linear_packed_floats(int64_t in, int64_t out) {
+  return kl_sgemm_packed_b_floats(in, out);
+}
+
+void kl_rt_linear_pack(const float *w, int64_t in, int64_t out, float *packed) {
+  kl_sgemm_operand b = {w, in, true};
+  kl_sgemm_pack_b(in, out, b, packed);
+}
+
+bool kl_rt_matmul_f32_part(const float *a, const float *b_packed, float *y, int64_t rows,
+                           int64_t K, int64_t N, int64_t m_begin, int64_t m_end,
+                           int64_t n_begin, int64_t n_end) {
+  kl_sgemm_problem pr = {.M = rows, .N = N, .K = K, .a = {a, K, false}, .packed_b = b_packed,
+                         .C = y, .ldc = N};
+  return kl_sgemm_run(&pr, m_begin, m_end, n_begin, n_end);
+}
+
+size_t kl_rt_matmul_packed_b_floats(int64_t K, int64_t N) {
+  return kl_sgemm_packed_b_floats(K, N);
+}
+
+void kl_rt_matmul_pack_b(const float *b, int64_t K, int64_t N, float *packed) {
+  kl_sgemm_operand op = {b, N, false};
+  kl_sgemm_pack_b(K, N, op, packed);
 }

@@ -1,6 +1,7 @@
 /* The blocked GEMM (runtime/gemm.h) over odd sizes that reach every edge path: partial
  * micro-tiles in M and N, a K that is not a multiple of the k block, transposed B, operands
- * packed ahead of time, accumulation, and rows or columns computed by separate calls. Registered
+ * packed ahead of time, accumulation, row and column biases, and rows or columns computed by
+ * separate calls. Registered
  * once per micro-kernel (KILN_SGEMM_ISA), so each ISA path the CPU has is covered. */
 #include <math.h>
 #include <stdlib.h>
@@ -77,7 +78,34 @@ static void check_case(int64_t M, int64_t N, int64_t K, bool trans_b) {
       added = false;
   CHECK(added);
 
-  free(A), free(B), free(C0), free(C), free(D), free(pa), free(pb);
+  /* biases per row and per column start the sums; tiles of one micro-tile each (A packed per
+   * tile row block, B per panel) give the bits of one call */
+  float *rb = random_floats((size_t)M), *cb = random_floats((size_t)N);
+  kl_sgemm_problem pr = {.M = M, .N = N, .K = K, .a = a, .b = b, .row_bias = rb,
+                         .col_bias = cb, .C = C, .ldc = N};
+  CHECK(kl_sgemm_run(&pr, 0, M, 0, N));
+  bool biased = true;
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) {
+      double ref = (double)rb[i] + cb[j];
+      for (int64_t k = 0; k < K; k++)
+        ref += (double)A[i * K + k] * (trans_b ? B[j * K + k] : B[k * N + j]);
+      if (fabs(ref - C[i * N + j]) > 1e-6 * (double)K + 1e-5)
+        biased = false;
+    }
+  CHECK(biased);
+  pr.C = D;
+  for (int64_t m0 = 0; m0 < M; m0 += KL_SGEMM_MR)
+    for (int64_t n0 = 0; n0 < N; n0 += KL_SGEMM_NR)
+      CHECK(kl_sgemm_run(&pr, m0, m0 + KL_SGEMM_MR, n0, n0 + KL_SGEMM_NR));
+  CHECK(same_bits(C, D, mn));
+  pr.packed_a = pa, pr.packed_b = pb;
+  memset(D, 0, mn * sizeof *D);
+  for (int64_t m0 = 0; m0 < M; m0 += 2 * KL_SGEMM_MR)
+    CHECK(kl_sgemm_run(&pr, m0, m0 + 2 * KL_SGEMM_MR, 0, N));
+  CHECK(same_bits(C, D, mn));
+
+  free(A), free(B), free(C0), free(C), free(D), free(pa), free(pb), free(rb), free(cb);
 }
 
 int main(void) {

@@ -76,7 +76,8 @@ static void test_lookup(void) {
   CHECK(kl_step_lookup(NULL) == NULL);
   CHECK(kl_step_lookup("conv2d")->fn == kl_step_conv2d);
   CHECK_EQ_INT(kl_step_lookup("conv2d")->params_size, sizeof(kl_step_conv2d_params));
-  CHECK_EQ_INT(kl_step_lookup("matmul")->params_size, 0);
+  CHECK_EQ_INT(kl_step_lookup("matmul")->params_size, sizeof(kl_step_matmul_params));
+  CHECK_EQ_INT(kl_step_lookup("cast")->params_size, 0);
   /* the control step exists for artifacts' tables and refuses */
   CHECK_ERR(kl_step_control(NULL, NULL, NULL, 0, NULL, 0), KL_ERR_INTERNAL, "control");
 }
