@@ -51,6 +51,7 @@ typedef struct kl_compile_options {
   const char *features;  /* LLVM feature string ("+avx2,+fma"); NULL: the host's / none */
   const char *cuda_arch; /* "sm_90"; NULL: sm_80 */
   int opt_level;         /* 0..3: LLVM's optimization level (the graph passes are the caller's) */
+  bool no_winograd;      /* 3x3 convolutions as GEMMs only, never by Winograd's F(2x2, 3x3) */
   const char *emit_llvm_path; /* if set, also write the optimized LLVM IR there */
   const char *emit_obj_path;  /* if set, keep the object file there */
   FILE *time_report;     /* if set, per-stage times are printed there */

@@ -147,6 +147,30 @@ kl_status kl_rt_conv2d_check(const kl_tensor *x, const kl_tensor *w, const kl_te
  * compiler does it once): the floats it takes, and the packing. */
 size_t kl_rt_conv2d_packed_floats(const int64_t *w_shape, int64_t groups);
 void kl_rt_conv2d_pack(const float *w, const int64_t *w_shape, int64_t groups, float *out);
+/* 3x3 stride-1 f32 convolutions by Winograd's F(2x2, 3x3) (runtime/kernels/conv_winograd.c),
+ * for weights transformed ahead of time: whether a convolution of these shapes may go that
+ * way (groups 1, dilation 1, at least 8 channels in and out, padding <= 2, enough tiles to
+ * beat the GEMM convolution), the floats the
+ * transformed weights take, and the transform (false when out of memory). */
+bool kl_rt_conv2d_winograd_fits(const int64_t *x_shape, const int64_t *w_shape,
+                                const kl_rt_conv2d_params *p);
+size_t kl_rt_conv2d_winograd_floats(int64_t Cout, int64_t Cin);
+bool kl_rt_conv2d_winograd_pack(const float *w, int64_t Cout, int64_t Cin, float *out);
+/* How a Winograd convolution is cut into tasks: per image, n_tile_blocks blocks of tile_block
+ * 2x2 output tiles (of tiles_h x tiles_w) times n_co_blocks blocks of co_block output
+ * channels, chosen for threads. */
+typedef struct kl_rt_winograd_split {
+  int64_t tiles_h, tiles_w, tile_block, n_tile_blocks, co_block, n_co_blocks;
+} kl_rt_winograd_split;
+void kl_rt_conv2d_winograd_split(const kl_rt_conv2d_dims *d, int threads,
+                                 kl_rt_winograd_split *out);
+/* One task: image n, tile block block, channel block co_block of checked operands; u_packed
+ * from kl_rt_conv2d_winograd_pack; bias may be NULL. Any split gives the same bits. False
+ * when scratch memory cannot be had. */
+bool kl_rt_conv2d_winograd_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
+                                const kl_rt_winograd_split *sp, const float *x,
+                                const float *u_packed, const float *bias, float *y, int64_t n,
+                                int64_t block, int64_t co_block);
 /* True when kl_rt_conv2d computes an f32 convolution of these weights as a GEMM (all but
  * depthwise ones), so that packed weights serve it. */
 bool kl_rt_conv2d_uses_gemm(const int64_t *w_shape, int64_t groups);

@@ -77,12 +77,14 @@ typedef struct kl_step_binary_params {
 } kl_step_binary_params;
 
 /* conv2d: in = x, w, bias? (kl_rt_conv2d). With w_packed (set by a compiler, never by the
- * encoder), in[1] is instead a 1-D f32 tensor of the weights packed by kl_rt_conv2d_pack, and
- * w_shape their own shape (Cout, Cin/groups, Kh, Kw); only f32 GEMM convolutions
- * (kl_rt_conv2d_uses_gemm) take packed weights. */
+ * encoder), in[1] is instead a 1-D f32 tensor of the weights packed by kl_rt_conv2d_pack
+ * (KL_STEP_CONV_GEMM; f32 GEMM convolutions, kl_rt_conv2d_uses_gemm) or transformed by
+ * kl_rt_conv2d_winograd_pack (KL_STEP_CONV_WINOGRAD; kl_rt_conv2d_winograd_fits), and w_shape
+ * their own shape (Cout, Cin/groups, Kh, Kw). */
+enum { KL_STEP_CONV_PLAIN = 0, KL_STEP_CONV_GEMM = 1, KL_STEP_CONV_WINOGRAD = 2 };
 typedef struct kl_step_conv2d_params {
   kl_rt_conv2d_params conv;
-  bool w_packed;
+  int32_t w_packed; /* KL_STEP_CONV_* */
   int64_t w_shape[4];
 } kl_step_conv2d_params;
 

@@ -418,6 +418,28 @@ static void conv_gemm_split(conv_gemm_job *j, int threads) { /* per (image, grou
   j->n_m = (j->d.Cog + j->m_block - 1) / j->m_block;
 }
 
+/* Winograd convolutions (weights transformed ahead of time): tasks of (image, block of tiles,
+ * block of output channels), kl_rt_conv2d_winograd_part. */
+typedef struct conv_winograd_job {
+  kl_rt_conv2d_dims d;
+  kl_rt_conv2d_params p;
+  kl_rt_winograd_split split;
+  const float *x, *u, *bias;
+  float *y;
+  bool oom;
+} conv_winograd_job;
+
+static void conv_winograd_tasks(void *ctx, int64_t begin, int64_t end) {
+  conv_winograd_job *j = ctx;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t cb = t % j->split.n_co_blocks, rest = t / j->split.n_co_blocks;
+    int64_t block = rest % j->split.n_tile_blocks, n = rest / j->split.n_tile_blocks;
+    if (!kl_rt_conv2d_winograd_part(&j->d, &j->p, &j->split, j->x, j->u, j->bias, j->y, n,
+                                    block, cb))
+      __atomic_store_n(&j->oom, true, __ATOMIC_RELAXED);
+  }
+}
+
 /* Other convolutions: tasks of (image, group, block of output channels), each a groups = 1
  * convolution of views, run by kl_rt_conv2d. */
 typedef struct conv_job {
@@ -460,29 +482,50 @@ STEP(conv2d) {
   int threads = pool_threads(env);
   kl_tensor w_shape_only;
   const float *w_packed = NULL;
-  if (p.w_packed) { /* a shape-only view of the weights stands in for the checks */
+  if (p.w_packed != KL_STEP_CONV_PLAIN) { /* a shape-only view of the weights for the checks */
     memset(&w_shape_only, 0, sizeof w_shape_only);
     w_shape_only.dtype = KL_F32;
     w_shape_only.rank = 4;
-    bool ok = w->dtype == KL_F32 && w->rank == 1 && p.conv.groups >= 1;
+    bool ok = w->dtype == KL_F32 && w->rank == 1 && p.conv.groups >= 1 && x->rank == 4;
     for (int d = 0; d < 4; d++) {
       w_shape_only.shape[d] = p.w_shape[d];
       ok = ok && p.w_shape[d] >= 1;
     }
-    ok = ok && p.w_shape[0] % p.conv.groups == 0 &&
-         kl_rt_conv2d_uses_gemm(p.w_shape, p.conv.groups) &&
-         (size_t)w->numel == kl_rt_conv2d_packed_floats(p.w_shape, p.conv.groups);
+    ok = ok && p.w_shape[0] % p.conv.groups == 0;
+    if (ok && p.w_packed == KL_STEP_CONV_GEMM)
+      ok = kl_rt_conv2d_uses_gemm(p.w_shape, p.conv.groups) &&
+           (size_t)w->numel == kl_rt_conv2d_packed_floats(p.w_shape, p.conv.groups);
+    else if (ok && p.w_packed == KL_STEP_CONV_WINOGRAD)
+      ok = kl_rt_conv2d_winograd_fits(x->shape, p.w_shape, &p.conv) &&
+           (size_t)w->numel == kl_rt_conv2d_winograd_floats(p.w_shape[0], p.w_shape[1]);
+    else
+      ok = false;
     if (!ok)
       return kl_status_create(KL_ERR_INVALID_ARGUMENT,
-                              "conv2d step: packed weights %s do not hold weights [%lld, %lld, "
-                              "%lld, %lld] in %lld groups",
-                              kl_dtype_ir_name(w->dtype), (long long)p.w_shape[0],
-                              (long long)p.w_shape[1], (long long)p.w_shape[2],
-                              (long long)p.w_shape[3], (long long)p.conv.groups);
+                              "conv2d step: packed weights (layout %d, %s, %lld floats) do not "
+                              "hold weights [%lld, %lld, %lld, %lld] in %lld groups for this x",
+                              (int)p.w_packed, kl_dtype_ir_name(w->dtype), (long long)w->numel,
+                              (long long)p.w_shape[0], (long long)p.w_shape[1],
+                              (long long)p.w_shape[2], (long long)p.w_shape[3],
+                              (long long)p.conv.groups);
     w_packed = w->data;
     w = &w_shape_only;
   }
   kl_rt_conv2d_dims d;
+  if (p.w_packed == KL_STEP_CONV_WINOGRAD) {
+    KL_RETURN_IF_ERROR(kl_rt_conv2d_check(x, w, bias, &p.conv, y, &d));
+    if (y->numel == 0)
+      return NULL;
+    conv_winograd_job j = {.d = d, .p = p.conv, .x = x->data, .u = w_packed,
+                           .bias = bias ? bias->data : NULL, .y = y->data};
+    kl_rt_conv2d_winograd_split(&d, threads, &j.split);
+    int64_t tasks = d.N * j.split.n_tile_blocks * j.split.n_co_blocks;
+    if (threads <= 1 || tasks < 2)
+      conv_winograd_tasks(&j, 0, tasks);
+    else
+      kl_parallel_for(env->pool, tasks, 1, conv_winograd_tasks, &j);
+    return j.oom ? kl_status_create(KL_ERR_OUT_OF_MEMORY, "conv2d: out of memory") : NULL;
+  }
   bool gemm = x->dtype == KL_F32 && x->rank == 4 && w->rank == 4 &&
               kl_rt_conv2d_uses_gemm(w->shape, p.conv.groups);
   if (gemm || w_packed) {

@@ -150,6 +150,11 @@ static void pack_conv(const weight_packing *wp, const float *w, float *out) {
   kl_rt_conv2d_pack(w, wp->shape, wp->groups, out);
 }
 
+static void pack_winograd(const weight_packing *wp, const float *w, float *out) {
+  if (!kl_rt_conv2d_winograd_pack(w, wp->shape[0], wp->shape[1], out))
+    kl_fatal_oom();
+}
+
 static void pack_linear(const weight_packing *wp, const float *w, float *out) {
   kl_rt_linear_pack(w, wp->shape[1], wp->shape[0], out);
 }
@@ -183,8 +188,14 @@ static void pack_step_weights(kl_llvm_lower *L, const char *kernel, const kl_ste
       return;
     weight_packing wp = {kl_rt_conv2d_packed_floats(w->shape, p.conv.groups), pack_conv,
                          {w->shape[0], w->shape[1], w->shape[2], w->shape[3]}, p.conv.groups};
+    p.w_packed = KL_STEP_CONV_GEMM;
+    if (ops[0].rank == 4 && kl_rt_conv2d_winograd_fits(ops[0].shape, w->shape, &p.conv) &&
+        !L->o->no_winograd) {
+      wp.floats = kl_rt_conv2d_winograd_floats(w->shape[0], w->shape[1]);
+      wp.pack = pack_winograd;
+      p.w_packed = KL_STEP_CONV_WINOGRAD;
+    }
     ids[1] = packed_weight(L, ids[1], &wp);
-    p.w_packed = true;
     memcpy(p.w_shape, w->shape, sizeof p.w_shape);
     memcpy(params, &p, sizeof p);
   } else if (!strcmp(kernel, "linear") && is_f32_weight(L, w, ids[1], 2) && ops[0].rank >= 1 &&

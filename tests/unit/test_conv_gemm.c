@@ -3,7 +3,8 @@
  * left and right image edges, rows above and below it, output rows narrower and wider than a
  * panel, strides 1-3 (masked loads and gathers), dilation, asymmetric padding, groups, 1x1
  * convolutions (x itself is B), and a bias or none. Then the weights packed ahead of time and
- * the output computed in column pieces must give the very same bits. Registered once per
+ * the output computed in column pieces must give the very same bits. Winograd's F(2x2, 3x3)
+ * with transformed weights likewise, with the tolerance of its reordered sums. Registered once per
  * micro-kernel (KILN_SGEMM_ISA selects the packing path too). */
 #include <math.h>
 #include <stdlib.h>
@@ -119,6 +120,57 @@ static void check_conv(int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t Cou
   kl_tensor_release(y2);
 }
 
+/* Winograd F(2x2, 3x3) with transformed weights, against the double reference, for splits
+ * into one task and into the split a 3-thread pool would use: the same bits. */
+static void check_winograd(int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t Cout,
+                           int64_t pad_lo, int64_t pad_hi, bool with_bias) {
+  kl_rt_conv2d_params p = {{1, 1}, {pad_lo, pad_lo, pad_hi, pad_hi}, {1, 1}, 1};
+  int64_t Ho = out_size(H, pad_lo, pad_hi, 3, 1, 1), Wo = out_size(W, pad_lo, pad_hi, 3, 1, 1);
+  int64_t xs[4] = {N, Cin, H, W}, ws[4] = {Cout, Cin, 3, 3}, bs[1] = {Cout};
+  int64_t ys[4] = {N, Cout, Ho, Wo};
+  kl_tensor *x = random_tensor(xs, 4), *w = random_tensor(ws, 4);
+  kl_tensor *bias = with_bias ? random_tensor(bs, 1) : NULL;
+  kl_tensor *y = random_tensor(ys, 4), *y2 = random_tensor(ys, 4);
+  kl_rt_conv2d_dims d;
+  CHECK(!kl_rt_conv2d_check(x, w, bias, &p, y, &d));
+  float *u = malloc(kl_rt_conv2d_winograd_floats(Cout, Cin) * sizeof(float) + 4);
+  CHECK(kl_rt_conv2d_winograd_pack(w->data, Cout, Cin, u));
+  const int threads[2] = {1, 3};
+  for (int r = 0; r < 2; r++) {
+    kl_rt_winograd_split sp;
+    kl_rt_conv2d_winograd_split(&d, threads[r], &sp);
+    kl_tensor *out = r ? y2 : y;
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t b = 0; b < sp.n_tile_blocks; b++)
+        for (int64_t c = 0; c < sp.n_co_blocks; c++)
+          CHECK(kl_rt_conv2d_winograd_part(&d, &p, &sp, x->data, u, bias ? bias->data : NULL,
+                                           out->data, n, b, c));
+  }
+  CHECK(memcmp(y->data, y2->data, y->nbytes) == 0);
+  const float *yd = y->data;
+  bool close = true;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t o = 0; o < Cout; o++)
+      for (int64_t oh = 0; oh < Ho; oh++)
+        for (int64_t ow = 0; ow < Wo; ow++) {
+          double ref = reference(x, w, bias, &p, n, o, oh, ow);
+          float got = yd[((n * Cout + o) * Ho + oh) * Wo + ow];
+          if (!(fabs(ref - got) <= 4e-6 * (double)(Cin * 9) + 1e-5))
+            close = false;
+        }
+  if (!close)
+    fprintf(stderr, "winograd x [%lld, %lld, %lld, %lld] Cout %lld pad %lld/%lld: result off\n",
+            (long long)N, (long long)Cin, (long long)H, (long long)W, (long long)Cout,
+            (long long)pad_lo, (long long)pad_hi);
+  CHECK(close);
+  free(u);
+  kl_tensor_release(x);
+  kl_tensor_release(w);
+  kl_tensor_release(bias);
+  kl_tensor_release(y);
+  kl_tensor_release(y2);
+}
+
 int main(void) {
   /* 3x3 stride 1 pad 1 over widths around the panel (32) and the 16-lane pieces */
   const int64_t widths[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 56, 65};
@@ -137,6 +189,24 @@ int main(void) {
   check_conv(1, 3, 6, 40, 5, 1, 5, 1, 0, 4, 1, 1, true);    /* a wide window, pad right only */
   check_conv(1, 300, 6, 6, 7, 3, 3, 1, 1, 1, 1, 1, true);   /* K over two k blocks */
   check_conv(1, 2, 4, 4, 3, 3, 3, 1, 5, 5, 1, 1, true);     /* padding wider than the image */
+  /* Winograd: odd and even sizes (half tiles at the right and bottom), runs of 16 tiles and
+   * their remainders, every padding it takes, several tile and channel blocks */
+  const int64_t sides[] = {2, 3, 4, 5, 7, 14, 17, 33, 34, 36, 57};
+  for (size_t i = 0; i < sizeof sides / sizeof *sides; i++)
+    check_winograd(1, 8, sides[i], sides[(i + 3) % 11], 9, 1, 1, true);
+  check_winograd(2, 16, 9, 11, 8, 0, 0, false);
+  check_winograd(1, 8, 6, 6, 8, 2, 2, true);
+  check_winograd(1, 8, 6, 7, 8, 0, 2, true);
+  check_winograd(1, 300, 7, 7, 70, 1, 1, true); /* K past one k block, many channel blocks */
+  check_winograd(1, 16, 60, 60, 16, 1, 1, true); /* several tile blocks */
+  /* chosen where it beats the GEMM: ResNet's 56x56 and 14x14 convolutions, not its 7x7 ones */
+  kl_rt_conv2d_params same = {{1, 1}, {1, 1, 1, 1}, {1, 1}, 1};
+  CHECK(kl_rt_conv2d_winograd_fits((int64_t[]){1, 64, 56, 56}, (int64_t[]){64, 64, 3, 3}, &same));
+  CHECK(kl_rt_conv2d_winograd_fits((int64_t[]){1, 256, 14, 14}, (int64_t[]){256, 256, 3, 3},
+                                   &same));
+  CHECK(!kl_rt_conv2d_winograd_fits((int64_t[]){1, 512, 7, 7}, (int64_t[]){512, 512, 3, 3},
+                                    &same));
+  CHECK(!kl_rt_conv2d_winograd_fits((int64_t[]){1, 4, 56, 56}, (int64_t[]){64, 4, 3, 3}, &same));
   fprintf(stderr, "micro-kernel: %s\n", kl_sgemm_isa());
   return check_finish();
 }
