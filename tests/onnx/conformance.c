@@ -57,6 +57,7 @@ typedef struct options {
   bool compiled;  /* also compile each case the interpreter passes (default) */
   int min_pass;   /* -1: no floor */
   int min_compiled; /* -1: no floor for the compiled passes */
+  int max_not_compilable; /* -1: no ceiling for the cases passed but not compilable */
   int timeout_s;
   int jobs;
 } options;
@@ -534,7 +535,7 @@ static bool compile_case(const char *model_path, const char *set_dir, const bool
       kl_ir_expand_fn expand = kl_ir_expander(KL_OP_ONNX_DEFERRED);
       kl_status why = expand ? expand(deferred) : NULL;
       set_compiled(r, COMPILED_NOT_COMPILABLE,
-                   "value-dependent shapes%s%s%s: onnx::Deferred %s node: %s",
+                   "shapes not static%s%s%s: onnx::Deferred %s node: %s",
                    names[0] ? " after binding " : "", names, names[0] ? " at compile time" : "",
                    kl_ir_node_string(deferred, "op_type", "?"),
                    why ? kl_status_message(why) : "its output shapes depend on input values");
@@ -556,8 +557,8 @@ static bool compile_case(const char *model_path, const char *set_dir, const bool
   }
 }
 
-/* Runs the artifact d on the data set's inputs (those not frozen or bound) and compares its outputs with
- * the interpreter's (rtol 1e-4, atol 1e-5) and ONNX's expected ones (rtol, atol). */
+/* Runs the artifact d on the data set's inputs (those not frozen or bound) and compares its
+ * outputs with the interpreter's (rtol 1e-4, atol 1e-5) and ONNX's expected ones (rtol, atol). */
 static bool run_compiled_set(const kl_ir_graph *g, const kl_artifact_descriptor *d,
                              const char *set_dir, const char *set_name, const bool *frozen,
                              const bool *bound, kl_tensor **interp_out, double rtol, double atol,
@@ -1048,29 +1049,43 @@ static bool parse_int(const char *s, int min, int *out) {
 }
 
 /* The floor for the compiled passes: the count on the "compiled: N passed" line of a report,
- * less a margin of 5 (as run_conformance.sh does for the interpreter's passes). */
-static bool compiled_floor_from(const char *path, int *out) {
+ * less a margin of 5 (as run_conformance.sh does for the interpreter's passes); and the
+ * ceiling for the cases not compilable: that line's "M not compilable", with no margin, since
+ * each is a case the interpreter passes that the backend cannot take (a binding or an op that
+ * regressed). */
+static bool compiled_floor_from(const char *path, int *out, int *out_max_not_compilable) {
   FILE *f = fopen(path, "r");
   if (!f) {
     fprintf(stderr, "conformance: cannot read %s: %s\n", path, strerror(errno));
     return false;
   }
   char line[1024];
-  int passed = -1;
+  int passed = -1, not_compilable = -1;
   while (passed < 0 && fgets(line, sizeof line, f))
     if (sscanf(line, "compiled: %d passed", &passed) != 1)
       passed = -1;
   fclose(f);
-  if (passed < 0) {
-    fprintf(stderr, "conformance: no line 'compiled: N passed' in %s\n", path);
+  const char *at = passed >= 0 ? strstr(line, " not compilable") : NULL;
+  if (at) {
+    const char *start = at;
+    while (start > line && start[-1] >= '0' && start[-1] <= '9')
+      start--;
+    if (start < at)
+      not_compilable = atoi(start);
+  }
+  if (passed < 0 || not_compilable < 0) {
+    fprintf(stderr, "conformance: no line 'compiled: N passed ... M not compilable' in %s\n",
+            path);
     return false;
   }
   *out = passed > 5 ? passed - 5 : 0;
+  *out_max_not_compilable = not_compilable;
   return true;
 }
 
 static bool parse_args(int argc, char **argv, options *o) {
-  *o = (options){.min_pass = -1, .min_compiled = -1, .timeout_s = 60, .jobs = 1,
+  *o = (options){.min_pass = -1, .min_compiled = -1, .max_not_compilable = -1, .timeout_s = 60,
+                 .jobs = 1,
                  .compiled = true};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -1087,7 +1102,7 @@ static bool parse_args(int argc, char **argv, options *o) {
       if (!parse_int(argv[++i], 0, &o->min_compiled))
         return false;
     } else if (!strcmp(a, "--compiled-floor-from") && has_value) {
-      if (!compiled_floor_from(argv[++i], &o->min_compiled))
+      if (!compiled_floor_from(argv[++i], &o->min_compiled, &o->max_not_compilable))
         return false;
     }
     else if (!strcmp(a, "--report") && has_value)
@@ -1183,14 +1198,14 @@ int main(int argc, char **argv) {
     ccount[results[i].compiled]++;
     n_bound += results[i].compiled == COMPILED_PASS && results[i].compiled_bound[0];
     n_value_dependent += results[i].compiled == COMPILED_NOT_COMPILABLE &&
-                         strstr(results[i].compiled_reason, "value-dependent shapes") != NULL;
+                         strstr(results[i].compiled_reason, "onnx::Deferred") != NULL;
   }
   len = (int)strlen(summary);
   if (o.compiled && len > 0 && (size_t)len < sizeof summary) {
     int tried = count[RESULT_PASS];
     snprintf(summary + len, sizeof summary - (size_t)len,
              "\ncompiled: %d passed (%d of them with inputs bound at compile time), %d failed, "
-             "%d not compilable (%d with value-dependent shapes) of the %d cases the "
+             "%d not compilable (%d with onnx::Deferred nodes left) of the %d cases the "
              "interpreter passes (%d/%d = %.1f%%)",
              ccount[COMPILED_PASS], n_bound, ccount[COMPILED_FAIL],
              ccount[COMPILED_NOT_COMPILABLE], n_value_dependent, tried, ccount[COMPILED_PASS],
@@ -1204,6 +1219,14 @@ int main(int argc, char **argv) {
   if (ccount[COMPILED_FAIL] > 0) {
     fprintf(stderr, "conformance: %d case(s) the interpreter passes failed compiled\n",
             ccount[COMPILED_FAIL]);
+    rc = 1;
+  }
+  if (o.compiled && o.max_not_compilable >= 0 &&
+      ccount[COMPILED_NOT_COMPILABLE] > o.max_not_compilable) {
+    fprintf(stderr,
+            "conformance: %d cases the interpreter passes are not compilable, more than the %d "
+            "of the report given to --compiled-floor-from\n",
+            ccount[COMPILED_NOT_COMPILABLE], o.max_not_compilable);
     rc = 1;
   }
   if (o.compiled && o.min_compiled >= 0 && ccount[COMPILED_PASS] < o.min_compiled) {
