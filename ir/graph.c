@@ -342,6 +342,19 @@ kl_ir_value *kl_ir_block_add_param(kl_ir_block *b, const char *name, const kl_ir
   return v;
 }
 
+void kl_ir_block_remove_param(kl_ir_block *b, int index) {
+  KL_ASSERT(index >= 0 && index < b->n_params);
+  kl_ir_value *v = b->params[index];
+  KL_ASSERT(v->n_uses == 0);
+  if (v->name && name_get(b->graph->names, v->name) == v)
+    name_del(b->graph->names, v->name);
+  for (int i = index + 1; i < b->n_params; i++) {
+    b->params[i - 1] = b->params[i];
+    b->params[i - 1]->index = i - 1;
+  }
+  b->n_params--;
+}
+
 void kl_ir_block_add_return(kl_ir_block *b, kl_ir_value *v) {
   b->returns = grow_array(b->graph->arena, b->returns, b->n_returns, &b->cap_returns,
                           b->n_returns + 1, sizeof *b->returns);

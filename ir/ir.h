@@ -198,6 +198,9 @@ kl_ir_graph *kl_ir_value_graph(const kl_ir_value *v);
 
 /* Blocks. */
 kl_ir_value *kl_ir_block_add_param(kl_ir_block *b, const char *name, const kl_ir_type *type);
+/* Removes parameter index of b, which must be unused; the later ones move down one place and
+ * its name becomes free. */
+void kl_ir_block_remove_param(kl_ir_block *b, int index);
 void kl_ir_block_add_return(kl_ir_block *b, kl_ir_value *v);
 void kl_ir_block_set_return(kl_ir_block *b, int index, kl_ir_value *v);
 void kl_ir_block_append(kl_ir_block *b, kl_ir_node *n);

@@ -20,7 +20,10 @@
  *                  registered (ir/ops.h) once the inputs it reads are constants or the shapes
  *                  it needs are static; types are then inferred again, so the values that
  *                  were unknown at import become static. Without an expander, or while the
- *                  values are still unknown, the node stays (the interpreter expands it)
+ *                  values are still unknown, the node stays (the interpreter expands it).
+ *                  While deferred nodes remain, constants are folded between sweeps
+ *                  (fold-constants), so that shape arithmetic feeding one (Shape of an
+ *                  expanded node, Sub, Div) becomes the constant it reads
  *
  * A removed node's output name survives where it can: a merged node takes over the name of the
  * node it replaces, and a graph output replaced by an existing value renames that value unless
@@ -350,18 +353,37 @@ static bool sweep_block(kl_ir_graph *g, kl_ir_block *b, bool *expanded) {
   return changed;
 }
 
+static bool has_deferred(const kl_ir_block *b) {
+  for (const kl_ir_node *n = b->first; n; n = n->next) {
+    if (n->op == KL_OP_ONNX_DEFERRED)
+      return true;
+    for (int i = 0; i < n->n_blocks; i++)
+      if (has_deferred(n->blocks[i]))
+        return true;
+  }
+  return false;
+}
+
 kl_status kl_pass_canonicalize(kl_ir_graph *g, const kl_pass_options *opts, bool *out_changed) {
   bool changed = false;
   for (int round = 0; round < MAX_ROUNDS; round++) {
     bool expanded_now = false;
-    if (!sweep_block(g, g->top, &expanded_now))
-      break;
-    changed = true;
+    bool swept = sweep_block(g, g->top, &expanded_now);
+    changed |= swept;
     if (expanded_now) {
       /* Values downstream of an expanded node had unknown dims the new ops now give. */
       bool inferred;
       KL_RETURN_IF_ERROR(kl_pass_find("infer-shapes")->run(g, opts, &inferred));
     }
+    /* A deferred node may read values computed from a static shape an expansion just gave
+     * (Pad, then Shape of it, Sub, Div, then Slice by the result): folding them lets the
+     * next sweep expand it, so a chain of such nodes becomes static in one run. */
+    bool folded = false;
+    if (has_deferred(g->top))
+      KL_RETURN_IF_ERROR(kl_pass_find("fold-constants")->run(g, opts, &folded));
+    changed |= folded;
+    if (!swept && !folded)
+      break;
   }
   *out_changed = changed;
   return NULL;

@@ -51,4 +51,15 @@ kl_status kl_pass_run(kl_ir_graph *g, const kl_pass_info *const *passes, int n,
 /* Runs the -O<level> list. */
 kl_status kl_pass_run_level(kl_ir_graph *g, int level, const kl_pass_options *opts);
 
+/* Binds graph input `name` to value at compile time (bind_inputs.c; `kiln compile --bind`):
+ * the input becomes a constant of that name holding value (the graph takes a reference) and
+ * leaves g's inputs, so the passes run after it fold what it decides (an onnx::Deferred node
+ * that read it expands into static ops in canonicalize). value must fit the input's declared
+ * type: the same dtype and rank, equal sizes where a dim is static, sizes within the bounds
+ * where it is a symbol, which then takes that size in every type of g. source names the value
+ * in messages ("shape.npy"; NULL: "the value"). An unknown name is an error listing g's
+ * inputs; a value that does not fit, one naming the input and both types. */
+kl_status kl_pass_bind_input(kl_ir_graph *g, const char *name, kl_tensor *value,
+                             const char *source);
+
 #endif

@@ -27,6 +27,7 @@ static const kl_cli_option bench_options[] = {
     {"json", 0, NULL, "print one JSON object instead of text"},
     {"level", 'O', "N", "when compiling a model: the optimization level 0..3 (default -O2)"},
     {"cache-dir", 0, "DIR", "the compile cache (default $XDG_CACHE_HOME/kiln or ~/.cache/kiln)"},
+    KL_CLI_BIND_OPTION,
     {"seed", 0, "S", "the seed of the random inputs (default 0)"},
     {"verbose", 'v', NULL, "say on stderr whether the library came from the cache"},
 };
@@ -80,7 +81,8 @@ typedef struct bench_setup {
 
 /* Binds --input arguments to the descriptor's inputs and makes the rest random. */
 static kl_status prepare_inputs(const kl_cli_command *cmd, const kl_cli_args *args,
-                                bench_setup *b, uint64_t seed) {
+                                const kl_cli_bind *binds, int n_binds, bench_setup *b,
+                                uint64_t seed) {
   const kl_artifact_descriptor *d = b->d;
   for (int m = 0; m < args->n_matches; m++) {
     if (!kl_cli_is(cmd, &args->matches[m], "input"))
@@ -94,6 +96,12 @@ static kl_status prepare_inputs(const kl_cli_command *cmd, const kl_cli_args *ar
         if (strlen(d->inputs[i].name) == (size_t)(eq - arg) &&
             strncmp(d->inputs[i].name, arg, (size_t)(eq - arg)) == 0)
           index = i;
+      for (int k = 0; k < n_binds && index < 0; k++)
+        if (strlen(binds[k].name) == (size_t)(eq - arg) &&
+            strncmp(binds[k].name, arg, (size_t)(eq - arg)) == 0)
+          return kl_status_create(KL_ERR_INVALID_ARGUMENT, "input '%s' is bound at compile time "
+                                  "(--bind %s=%s), so the library has no such input; drop its "
+                                  "--input", binds[k].name, binds[k].name, binds[k].path);
       if (index < 0)
         return kl_status_create(KL_ERR_NOT_FOUND, "no input named '%.*s'", (int)(eq - arg), arg);
       file = eq + 1;
@@ -203,6 +211,10 @@ static int bench_run(const kl_cli_command *cmd, int argc, char **argv) {
   else if (level && (strlen(level) != 1 || level[0] < '0' || level[0] > '3'))
     rc = kl_cli_usage_error(cmd, "optimization level must be -O0, -O1, -O2 or -O3, not '-O%s'",
                             level);
+  kl_cli_bind *binds = NULL;
+  int n_binds = 0;
+  if (rc == KL_EXIT_OK)
+    rc = kl_cli_collect_binds(cmd, &args, &binds, &n_binds);
   if (rc != KL_EXIT_OK) {
     kl_cli_args_deinit(&args);
     return rc;
@@ -216,9 +228,18 @@ static int bench_run(const kl_cli_command *cmd, int argc, char **argv) {
   bool elf = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "\x7f" "ELF", 4) == 0;
   if (f)
     fclose(f);
+  if (elf && n_binds > 0) {
+    rc = kl_cli_usage_error(cmd, "%s is already a compiled library; --bind applies when "
+                            "compiling a model", path);
+    kl_cli_binds_free(binds, n_binds);
+    kl_cli_args_deinit(&args);
+    return rc;
+  }
   if (!elf) {
     kl_tool_compile c = {0};
     c.model_path = path;
+    c.binds = binds;
+    c.n_binds = n_binds;
     c.level = level ? level[0] - '0' : 2;
     c.codegen.name = "net";
     s = kl_compile_cache_get(&c, kl_cli_value(cmd, &args, "cache-dir"),
@@ -235,7 +256,7 @@ static int bench_run(const kl_cli_command *cmd, int argc, char **argv) {
     times = calloc((size_t)iters, sizeof *times);
     if (!b.inputs || !b.outputs || !times)
       kl_fatal_oom();
-    s = prepare_inputs(cmd, &args, &b, (uint64_t)seed);
+    s = prepare_inputs(cmd, &args, binds, n_binds, &b, (uint64_t)seed);
   }
   if (!s)
     s = time_runs(&b, (int)n_threads, iters, warmup, times);
@@ -263,6 +284,7 @@ static int bench_run(const kl_cli_command *cmd, int argc, char **argv) {
   free(times);
   kl_artifact_close(handle);
   free(so_path);
+  kl_cli_binds_free(binds, n_binds);
   kl_cli_args_deinit(&args);
   return rc;
 }
@@ -271,17 +293,23 @@ const kl_cli_command kl_cmd_bench = {
     .name = "bench",
     .summary = "time a compiled model (compiling it through the cache if needed)",
     .synopsis = "MODEL|LIB.so [--input [NAME=]x.npy ...] [--threads N] [--iters K] [--warmup W] "
-                "[--json] [-O0..-O3] [--cache-dir DIR] [--seed S]",
+                "[--json] [-O0..-O3] [--cache-dir DIR] [--bind NAME=FILE.npy ...] [--seed S]",
     .description =
         "Times the run function of a compiled library. MODEL (.kir, .onnx or text IR) is first\n"
         "compiled through the compile cache, as `kiln run --compiled` does; a library written\n"
         "by `kiln compile` is used as it is. One context with N threads runs W untimed warm-up\n"
         "calls, then K timed calls; the median and minimum latency are printed in milliseconds.\n"
         "Inputs without --input get seeded random values (floats uniform in [-1, 1), integers\n"
-        "in 0..7). --json prints {\"median_ms\", \"min_ms\", \"iters\", \"threads\"}.",
+        "in 0..7). --json prints {\"median_ms\", \"min_ms\", \"iters\", \"threads\"}.\n"
+        "\n"
+        "--bind NAME=FILE.npy compiles MODEL with graph input NAME replaced by the .npy's\n"
+        "tensor, as `kiln compile --bind` does (the cache keeps one library per set of bound\n"
+        "values); the library then has no input NAME, so it takes no --input for it. A model\n"
+        "whose shapes depend on input values compiles only with those inputs bound.",
     .options = bench_options,
     .n_options = (int)(sizeof bench_options / sizeof bench_options[0]),
     .examples = "  kiln bench model.onnx --threads 4\n"
-                "  kiln bench libnet.so --input x=x.npy --iters 1000 --json\n",
+                "  kiln bench libnet.so --input x=x.npy --iters 1000 --json\n"
+                "  kiln bench reshape.onnx --bind shape=shape.npy --input x=x.npy\n",
     .run = bench_run,
 };

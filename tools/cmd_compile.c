@@ -19,6 +19,7 @@ static const kl_cli_option compile_options[] = {
      "the model's C name, prefix of every exported symbol (default: the output's stem without "
      "'lib')"},
     {"header", 0, "NET.h", "also write the typed C header for the library"},
+    KL_CLI_BIND_OPTION,
     {"level", 'O', "N", "optimization level 0..3 for the graph passes and LLVM (default -O2)"},
     {"target-triple", 0, "TRIPLE",
      "compile for another target (aarch64-linux-gnu); linking then needs a cross linker "
@@ -67,6 +68,8 @@ static int compile_run(const kl_cli_command *cmd, int argc, char **argv) {
   kl_cli_args args;
   int rc = KL_EXIT_OK;
   char *default_name = NULL;
+  kl_cli_bind *binds = NULL;
+  int n_binds = 0;
   if (!kl_cli_parse(cmd, argc, argv, &args)) {
     rc = KL_EXIT_USAGE;
     goto done;
@@ -118,9 +121,13 @@ static int compile_run(const kl_cli_command *cmd, int argc, char **argv) {
     rc = kl_cli_usage_error(cmd, "--header needs a library to describe (-o LIB.so)");
     goto done;
   }
+  if ((rc = kl_cli_collect_binds(cmd, &args, &binds, &n_binds)) != KL_EXIT_OK)
+    goto done;
 
   kl_tool_compile c = {0};
   c.model_path = args.positionals[0];
+  c.binds = binds;
+  c.n_binds = n_binds;
   c.level = level ? level[0] - '0' : 2;
   c.codegen.name = name;
   c.codegen.target = KL_TARGET_CPU;
@@ -150,6 +157,7 @@ static int compile_run(const kl_cli_command *cmd, int argc, char **argv) {
   if (s)
     rc = kl_cli_fail(s, c.model_path);
 done:
+  kl_cli_binds_free(binds, n_binds);
   free(default_name);
   kl_cli_args_deinit(&args);
   return rc;
@@ -158,7 +166,8 @@ done:
 const kl_cli_command kl_cmd_compile = {
     .name = "compile",
     .summary = "compile a model into a standalone shared library (and C header)",
-    .synopsis = "MODEL -o LIB.so [--name NAME] [--header NET.h] [-O0..-O3] [--target-triple T] "
+    .synopsis = "MODEL -o LIB.so [--name NAME] [--header NET.h] [--bind NAME=FILE.npy ...] "
+                "[-O0..-O3] [--target-triple T] "
                 "[--cpu C] [--features F] [--emit-llvm OUT.ll] [--emit-obj OUT.o] [--time-passes] "
                 "[--target cuda [--arch sm_XX]]",
     .description =
@@ -172,6 +181,15 @@ const kl_cli_command kl_cmd_compile = {
         "per tensor, NAME_WORKSPACE_SIZE, the status codes and the functions. Every input must\n"
         "have a static shape.\n"
         "\n"
+        "--bind NAME=FILE.npy specializes the model for a value known at compile time: graph\n"
+        "input NAME is replaced by a constant holding the .npy's tensor before the passes run,\n"
+        "and the library has that input no more. The tensor must have the input's dtype and\n"
+        "shape (a symbolic dim takes the tensor's size, within its bounds). This is how a model\n"
+        "whose shapes depend on input values compiles: an ONNX Reshape whose shape, a ReduceSum\n"
+        "whose axes, a Slice whose starts or a Resize whose sizes are graph inputs has no static\n"
+        "shapes until those inputs are bound; without --bind the error names them. At -O0 no\n"
+        "pass runs, so such nodes stay; use -O1 or higher.\n"
+        "\n"
         "NAME defaults to the stem of LIB.so without 'lib' (libnet.so: net), with other bytes\n"
         "than letters, digits and '_' turned into '_'. For another --target-triple, give\n"
         "--emit-obj to keep the object; linking it needs $KILN_CROSS_CC (or TRIPLE-gcc) and an\n"
@@ -182,6 +200,8 @@ const kl_cli_command kl_cmd_compile = {
     .examples = "  kiln compile model.onnx -o libnet.so --header net.h\n"
                 "  cc -o app app.c -L. -lnet -Wl,-rpath,'$ORIGIN'       (app.c includes net.h)\n"
                 "  kiln compile net.kir -O3 -o build/libmlp.so --name mlp --time-passes\n"
+                "  kiln compile reshape.onnx -o libr.so --bind shape=shape.npy   (shape: a graph "
+                "input)\n"
                 "  kiln compile net.kir --target-triple aarch64-linux-gnu --emit-obj net.o\n"
                 "  kiln compile net.kir --target cuda --arch sm_90 -o libnet_gpu.so\n",
     .run = compile_run,

@@ -24,6 +24,7 @@ static const kl_cli_option opt_options[] = {
      "print a table of pass, milliseconds and changed to stderr at the end"},
     {"verify", 0, NULL, "run the verifier after every pass; a failure names the pass"},
     {"list-passes", 0, NULL, "list every pass with its summary and the -O pipelines, then exit"},
+    KL_CLI_BIND_OPTION,
 };
 
 static void list_passes(FILE *f) {
@@ -70,6 +71,8 @@ static int opt_run(const kl_cli_command *cmd, int argc, char **argv) {
   const kl_pass_info **passes = NULL;
   int n_passes = 0;
   kl_ir_graph *g = NULL;
+  kl_cli_bind *binds = NULL;
+  int n_binds = 0;
   if (!kl_cli_parse(cmd, argc, argv, &args)) {
     rc = KL_EXIT_USAGE;
     goto done;
@@ -96,6 +99,8 @@ static int opt_run(const kl_cli_command *cmd, int argc, char **argv) {
   } else {
     rc = kl_cli_choose_passes(cmd, level, list, 2, &passes, &n_passes);
   }
+  if (rc == KL_EXIT_OK)
+    rc = kl_cli_collect_binds(cmd, &args, &binds, &n_binds);
   if (rc != KL_EXIT_OK)
     goto done;
 
@@ -110,12 +115,15 @@ static int opt_run(const kl_cli_command *cmd, int argc, char **argv) {
   opts.verify_each = kl_cli_flag(cmd, &args, "verify");
   opts.print_after_all = kl_cli_flag(cmd, &args, "print-after-all") ? stderr : NULL;
   opts.time_passes = kl_cli_flag(cmd, &args, "time-passes") ? stderr : NULL;
-  s = kl_pass_run(g, passes, n_passes, &opts);
+  s = kl_cli_apply_binds(g, binds, n_binds);
+  if (!s)
+    s = kl_pass_run(g, passes, n_passes, &opts);
   if (!s)
     s = write_output(g, out);
   if (s)
     rc = kl_cli_fail(s, path);
 done:
+  kl_cli_binds_free(binds, n_binds);
   free(passes);
   kl_ir_graph_destroy(g);
   kl_cli_args_deinit(&args);
@@ -126,7 +134,7 @@ const kl_cli_command kl_cmd_opt = {
     .name = "opt",
     .summary = "run optimization passes over a model (-O0..-O3 or --passes)",
     .synopsis = "MODEL -o OUT [-O0..-O3 | --passes=A,B,C] [--verify] [--print-after-all] "
-                "[--time-passes] [--list-passes]",
+                "[--time-passes] [--bind NAME=FILE.npy ...] [--list-passes]",
     .description =
         "Loads MODEL (a .kir, .onnx or text IR file), runs optimization passes over it and\n"
         "writes the result to OUT: a .kir file when OUT ends in .kir (weights included),\n"
@@ -141,7 +149,11 @@ const kl_cli_command kl_cmd_opt = {
         "\n"
         "--print-after-all and --time-passes write to stderr, so '-o -' stays a clean model.\n"
         "Value names survive the passes where the values do, so the output can be compared\n"
-        "with the input by name.",
+        "with the input by name.\n"
+        "\n"
+        "--bind NAME=FILE.npy replaces graph input NAME by a constant holding the .npy's tensor\n"
+        "before the passes, as `kiln compile --bind` does: OUT has that input no more, and a\n"
+        "model whose shapes depended on its value comes out static (at -O1 and higher).",
     .options = opt_options,
     .n_options = (int)(sizeof opt_options / sizeof opt_options[0]),
     .examples = "  kiln opt net.kir -o net.opt.kir\n"
@@ -150,6 +162,7 @@ const kl_cli_command kl_cmd_opt = {
                 "  kiln opt model.ir --passes=canonicalize,dce -o -\n"
                 "  kiln opt net.kir -o - --print-after-all 2>trace.txt >/dev/null\n"
                 "  kiln opt net.kir -o net.opt.kir --verify --time-passes\n"
+                "  kiln opt reshape.onnx --bind shape=shape.npy -o reshape.kir\n"
                 "  kiln opt --list-passes\n",
     .run = opt_run,
 };

@@ -34,6 +34,7 @@ static const kl_cli_option run_options[] = {
     {"cache-dir", 0, "DIR",
      "with --compiled: the compile cache (default $XDG_CACHE_HOME/kiln or ~/.cache/kiln)"},
     {"verbose", 'v', NULL, "say on stderr whether the compiled library came from the cache"},
+    KL_CLI_BIND_OPTION,
 };
 
 /* What the command line asked for, resolved against the model's inputs and outputs. */
@@ -44,6 +45,8 @@ typedef struct run_plan {
   int n_in, n_out;
   const char **in_names, **out_names;
   kl_ir_type *in_types, *out_types;
+  const kl_cli_bind *binds;  /* inputs bound at compile time (--bind): not inputs any more */
+  int n_binds;
   kl_tensor **inputs;        /* one per input, NULL until read */
   const char **input_files;  /* one per input */
   const char **output_files; /* one per output, NULL: not written */
@@ -108,6 +111,13 @@ static kl_status bind_input(run_plan *plan, const char *arg) {
   const char *file;
   if (eq) {
     index = find_named(plan->in_names, plan->n_in, arg, (size_t)(eq - arg));
+    for (int k = 0; k < plan->n_binds && index < 0; k++)
+      if (strlen(plan->binds[k].name) == (size_t)(eq - arg) &&
+          strncmp(plan->binds[k].name, arg, (size_t)(eq - arg)) == 0)
+        return kl_status_create(KL_ERR_INVALID_ARGUMENT, "input '%s' is bound at compile time "
+                                "(--bind %s=%s), so the compiled model has no such input; drop "
+                                "its --input", plan->binds[k].name, plan->binds[k].name,
+                                plan->binds[k].path);
     if (index < 0)
       return list_inputs(plan, kl_status_create(KL_ERR_NOT_FOUND, "no input named '%.*s'",
                                                 (int)(eq - arg), arg));
@@ -379,8 +389,9 @@ static int run_model(const kl_cli_command *cmd, const kl_cli_args *args) {
     return kl_cli_usage_error(cmd, "optimization level must be -O0, -O1, -O2 or -O3, not '-O%s'",
                               level);
   bool artifact = is_elf_file(plan.model_path);
-  if ((level || cache_dir) && !compiled)
-    return kl_cli_usage_error(cmd, "-O and --cache-dir go with --compiled");
+  bool bind = kl_cli_value(cmd, args, "bind") != NULL;
+  if ((level || cache_dir || bind) && !compiled)
+    return kl_cli_usage_error(cmd, "-O, --cache-dir and --bind go with --compiled");
   if (compiled && artifact)
     return kl_cli_usage_error(cmd, "%s is already a compiled library; drop --compiled",
                               plan.model_path);
@@ -392,9 +403,18 @@ static int run_model(const kl_cli_command *cmd, const kl_cli_args *args) {
   const kl_artifact_descriptor *desc = NULL;
   char *cached = NULL;
   kl_status s = NULL;
+  kl_cli_bind *binds = NULL;
+  int n_binds = 0;
+  int rc = kl_cli_collect_binds(cmd, args, &binds, &n_binds);
+  if (rc != KL_EXIT_OK)
+    return rc;
+  plan.binds = binds;
+  plan.n_binds = n_binds;
   if (compiled) {
     kl_tool_compile c = {0};
     c.model_path = plan.model_path;
+    c.binds = binds;
+    c.n_binds = n_binds;
     c.level = level ? level[0] - '0' : 2;
     c.codegen.name = "net";
     s = kl_compile_cache_get(&c, cache_dir, kl_cli_flag(cmd, args, "verbose"), &cached);
@@ -408,6 +428,7 @@ static int run_model(const kl_cli_command *cmd, const kl_cli_args *args) {
   free(cached);
   if (s) {
     kl_artifact_close(handle);
+    kl_cli_binds_free(binds, n_binds);
     return kl_cli_fail(s, plan.model_path);
   }
   if (desc)
@@ -424,7 +445,6 @@ static int run_model(const kl_cli_command *cmd, const kl_cli_args *args) {
   }
   if (!s)
     s = check_all_inputs_bound(&plan);
-  int rc = KL_EXIT_OK;
   if (s)
     rc = kl_cli_fail(s, plan.model_path);
   else if ((s = execute(&plan, kl_cli_flag(cmd, args, "full"), n_threads)))
@@ -433,6 +453,7 @@ static int run_model(const kl_cli_command *cmd, const kl_cli_args *args) {
   plan_free(&plan);
   kl_ir_graph_destroy(g);
   kl_artifact_close(handle);
+  kl_cli_binds_free(binds, n_binds);
   return rc;
 }
 
@@ -459,7 +480,7 @@ const kl_cli_command kl_cmd_run = {
     .name = "run",
     .summary = "run a model (interpreted or compiled) or a compiled library on .npy inputs",
     .synopsis = "FILE --input [NAME=]x.npy ... [-o [NAME=]out.npy ...] [--full] [--compiled "
-                "[-O0..-O3] [--cache-dir DIR] [-v]] [--threads N]",
+                "[-O0..-O3] [--cache-dir DIR] [--bind NAME=FILE.npy ...] [-v]] [--threads N]",
     .description =
         "Loads FILE (a .kir model, an .onnx model or a text IR file), reads each model input\n"
         "from a .npy file, runs the model with the reference interpreter and delivers its\n"
@@ -482,6 +503,12 @@ const kl_cli_command kl_cmd_run = {
         "the same model, kiln and options reuses the library, and -v says which happened).\n"
         "--threads N runs a compiled library with N threads.\n"
         "\n"
+        "With --compiled, --bind NAME=FILE.npy compiles the model with graph input NAME\n"
+        "replaced by the .npy's tensor, as `kiln compile --bind` does (the cache keeps one\n"
+        "library per set of bound values); the compiled model then has no input NAME and takes\n"
+        "no --input for it. A model whose shapes depend on input values (a Reshape whose shape\n"
+        "is an input) compiles only with those inputs bound; the interpreter needs no --bind.\n"
+        "\n"
         "A wrong or missing input name is an error that lists the inputs the model has, with\n"
         "their types ('kiln show --stats FILE' lists them too).\n"
         "\n"
@@ -494,6 +521,7 @@ const kl_cli_command kl_cmd_run = {
                 "  kiln run model.ir -i x.npy -o y.npy\n"
                 "  kiln run model.onnx -i input=x.npy --full\n"
                 "  kiln run libnet.so -i x=x.npy -o y.npy --threads 4\n"
-                "  kiln run model.onnx --compiled -v -i input=x.npy\n",
+                "  kiln run model.onnx --compiled -v -i input=x.npy\n"
+                "  kiln run reshape.onnx --compiled --bind shape=shape.npy -i x=x.npy\n",
     .run = run_run,
 };

@@ -82,12 +82,16 @@ kl_status kl_tool_compile_model(const kl_tool_compile *c, const char *so_path,
   if (c->progress)
     show_progress(NULL, "load", 0, 0);
   KL_RETURN_IF_ERROR(kl_cli_load_graph(c->model_path, &g));
+  kl_status s = kl_cli_apply_binds(g, c->binds, c->n_binds);
   kl_pass_options popts;
   kl_pass_options_init(&popts);
   popts.time_passes = c->time_passes;
-  if (c->progress)
+  if (c->progress && !s)
     show_progress(NULL, "passes", 0, 0);
-  kl_status s = kl_pass_run_level(g, c->level, &popts);
+  if (!s)
+    s = kl_pass_run_level(g, c->level, &popts);
+  if (!s)
+    s = kl_cli_explain_value_dependent(g, c->level);
   if (s)
     s = kl_status_annotate(s, "%s", c->model_path);
   kl_compile_options o = c->codegen;
@@ -183,6 +187,15 @@ static kl_status cache_key(const kl_tool_compile *c, char out_key[17]) {
   h = hash_string(h, CACHE_FORMAT);
   h = hash_string(h, KL_VERSION);
   KL_RETURN_IF_ERROR(hash_file(c->model_path, &h, NULL));
+  /* Each bound value: the input's name and the .npy file's bytes. */
+  int32_t n_binds = c->n_binds;
+  h = kl_fnv1a(h, &n_binds, sizeof n_binds);
+  for (int i = 0; i < c->n_binds; i++) {
+    h = hash_string(h, c->binds[i].name);
+    kl_status s = hash_file(c->binds[i].path, &h, NULL);
+    if (s)
+      return kl_status_annotate(s, "--bind %s=%s", c->binds[i].name, c->binds[i].path);
+  }
   /* The executable and the runtime archive: a rebuilt kiln or runtime misses the cache. */
   if (hash_file("/proc/self/exe", &h, NULL) != NULL)
     h = hash_string(h, "no-exe");

@@ -3,7 +3,7 @@
  *
  * The cache lives in $XDG_CACHE_HOME/kiln (default ~/.cache/kiln) unless a directory is given.
  * An entry is named by a 64-bit FNV-1a hash of everything that decides the artifact's bytes:
- * the model file's bytes, KL_VERSION, the kiln executable's and the artifact runtime archive's
+ * the model file's bytes, the name and the .npy file's bytes of each --bind, KL_VERSION, the kiln executable's and the artifact runtime archive's
  * bytes, the target triple, CPU and features (the host CPU's flags when those are left to the
  * host), the -O level and the model name. KEY.so sits next to KEY.sum, which records the .so's
  * size and checksum; both are written under temporary names and renamed into place, and an
@@ -16,17 +16,21 @@
 #include <stdio.h>
 
 #include "codegen/codegen.h"
+#include "kiln_internal.h"
 #include "runtime/status.h"
 
 typedef struct kl_tool_compile {
   const char *model_path;
+  const kl_cli_bind *binds;  /* graph inputs bound to .npy values before the passes (--bind) */
+  int n_binds;
   int level;                 /* 0..3: the graph pass pipeline and LLVM's level */
   kl_compile_options codegen; /* name, triple, cpu, features, outputs; opt_level is set from level */
   FILE *time_passes;          /* per-pass and per-stage times, or NULL */
   bool progress;              /* show progress on stderr (the caller checks it is a terminal) */
 } kl_tool_compile;
 
-/* Loads the model, runs the pass pipeline of c->level and kl_compile's it. */
+/* Loads the model, binds c->binds, runs the pass pipeline of c->level and kl_compile's it. A
+ * graph whose shapes still depend on input values gets an error naming those inputs. */
 kl_status kl_tool_compile_model(const kl_tool_compile *c, const char *so_path,
                                 const char *header_path);
 

@@ -87,6 +87,37 @@ int kl_cli_fail(kl_status s, const char *path);
  * bytes, whatever its name) or a text IR file. The graph is the caller's. */
 kl_status kl_cli_load_graph(const char *path, kl_ir_graph **out_graph);
 
+/* ---- --bind NAME=FILE.npy (bind.c) --------------------------------------------------- */
+
+/* One --bind: graph input name becomes a constant holding the tensor in the .npy file at
+ * path, before the passes run (kl_pass_bind_input). name is malloc'd; path is argv's. */
+typedef struct kl_cli_bind {
+  char *name;
+  const char *path;
+} kl_cli_bind;
+
+/* The option row of --bind, the same in every command that takes it. */
+#define KL_CLI_BIND_OPTION                                                                      \
+  {"bind", 0, "NAME=FILE.npy",                                                                 \
+   "replace graph input NAME by a constant holding the .npy's tensor (of the input's dtype "    \
+   "and shape) before the passes, so shapes that depend on its value become static; the "      \
+   "result has that input no more (repeatable)"}
+
+/* Collects every --bind of args, in order, into *out_binds (free with kl_cli_binds_free). A
+ * malformed one (no NAME=FILE) or an input bound twice is a usage error, printed here. */
+int kl_cli_collect_binds(const kl_cli_command *cmd, const kl_cli_args *args,
+                         kl_cli_bind **out_binds, int *out_n);
+void kl_cli_binds_free(kl_cli_bind *binds, int n);
+/* The index of the bind of input name, or -1. */
+int kl_cli_find_bind(const kl_cli_bind *binds, int n, const char *name);
+/* Reads each bind's file and binds the input; an error starts with "--bind NAME=FILE". */
+kl_status kl_cli_apply_binds(kl_ir_graph *g, const kl_cli_bind *binds, int n);
+/* The error for a graph (optimized at level) that still holds onnx::Deferred nodes, so its
+ * shapes are not static: names the inputs whose values decide them and the --bind that makes
+ * them constants (or what else is missing); NULL when there are no such nodes. Probes the
+ * nodes, so g is for throwing away afterwards. */
+kl_status kl_cli_explain_value_dependent(kl_ir_graph *g, int level);
+
 /* ---- the commands (cmd_*.c) ----------------------------------------------------------- */
 
 extern const kl_cli_command kl_cmd_show;

@@ -46,6 +46,21 @@ kl_status kl_onnx_import_buffer(const void *data, size_t size, const char *base_
  * from .kir or text IR calls it once before running them. Idempotent. */
 void kl_onnx_register_expanders(void);
 
+/* Which inputs of an onnx::Deferred node its mapping reads as values (a Reshape's shape, a
+ * Slice's starts and ends, a Resize's sizes) that are not constants yet: out_reads, one flag per
+ * node input. Found by running the mapping as a probe; the nodes it emits are removed again,
+ * so n's graph computes the same afterwards (its value and node counters have moved on). */
+kl_status kl_onnx_deferred_value_inputs(kl_ir_node *n, bool *out_reads);
+
+/* The graph inputs whose values decide shapes: out_inputs (one flag per input of g, in order)
+ * is set for each input that what an onnx::Deferred node of g reads as a value is computed
+ * from, so that binding those inputs to constants (kl_pass_bind_input, kiln compile --bind)
+ * lets canonicalize expand the node. Returns how many are set. A deferred node that waits for
+ * a static shape rather than a value (Shape of a value-dependent shape) adds nothing itself:
+ * the node that made the shape value-dependent names its inputs. Probes each deferred node
+ * (kl_onnx_deferred_value_inputs). */
+int kl_onnx_shape_inputs(kl_ir_graph *g, bool *out_inputs);
+
 /* Reads a serialized TensorProto (the input_N.pb / output_N.pb files of ONNX's test cases). */
 kl_status kl_onnx_read_tensor_file(const char *path, kl_tensor **out_tensor);
 

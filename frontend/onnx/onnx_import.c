@@ -402,6 +402,16 @@ kl_tensor *kl_onnx_const_tensor(const kl_onnx_node_ctx *c, const kl_ir_value *v)
   return NULL;
 }
 
+bool kl_onnx_probe_value(const kl_onnx_node_ctx *c, const kl_ir_value *v) {
+  const kl_ir_node *probe = c->imp->probe_node;
+  if (!probe || !v)
+    return false;
+  for (int k = 0; k < probe->n_inputs; k++)
+    if (probe->inputs[k] == v)
+      c->imp->probe_reads[k] = true;
+  return true;
+}
+
 /* A TypeProto of a graph input as an IR type: dim_value static, dim_param a symbol (declared
  * 1..unbounded on first use), neither unknown. */
 kl_status kl_onnx_type_from_proto(kl_onnx_importer *imp, const Onnx__TypeProto *tp,

@@ -459,6 +459,209 @@ static kl_status expand_deferred(kl_ir_node *n) {
   return s;
 }
 
+/* ---- which inputs a deferred node reads as values ------------------------------------------- */
+
+/* Runs the node's mapping as a probe (imp.probe_node): every value it reads is noted and then
+ * treated as absent, so the mapping goes on to the next; whatever it emitted is removed. */
+static kl_status probe_with(kl_ir_node *n, const Onnx__NodeProto *np, int64_t opset,
+                            bool *out_reads) {
+  kl_ir_block *b = n->owner;
+  const char *op_type = np->op_type ? np->op_type : "";
+  int n_named = 0;
+  for (size_t i = 0; i < np->n_input; i++)
+    n_named += np->input[i] && *np->input[i];
+  if (n_named != n->n_inputs || (int)np->n_output != n->n_outputs)
+    return kl_status_create(KL_ERR_INVALID_ARGUMENT, "onnx::Deferred (%s): the node does not "
+                            "match its ONNX node", op_type);
+  kl_onnx_op_fn map = kl_onnx_find_op(op_type, opset, NULL);
+  if (!map || (np->domain && *np->domain && strcmp(np->domain, "ai.onnx")))
+    return kl_status_create(KL_ERR_UNSUPPORTED, "onnx::Deferred: op %s (opset %lld) is not "
+                            "supported", op_type, (long long)opset);
+  kl_onnx_importer imp;
+  memset(&imp, 0, sizeof imp);
+  imp.g = n->graph;
+  imp.name = "probe";
+  kl_onnx_import_options_init(&imp.opts);
+  imp.budget = imp.opts.max_total_bytes;
+  imp.opset = opset;
+  imp.probe_node = n;
+  imp.probe_reads = out_reads;
+  kl_ir_value **in = calloc(np->n_input + 1, sizeof *in);
+  kl_ir_value **out = calloc(np->n_output + 1, sizeof *out);
+  if (!in || !out)
+    kl_fatal_oom();
+  for (size_t i = 0, k = 0; i < np->n_input; i++)
+    if (np->input[i] && *np->input[i])
+      in[i] = n->inputs[k++];
+  kl_onnx_node_ctx c = {&imp, np, b, NULL, opset, in, (int)np->n_input, out, (int)np->n_output};
+  kl_ir_node *mark = b->last;
+  kl_status_destroy(map(&c)); /* success or not, the reads before the end are what counts */
+  remove_after(b, mark);
+  free(in);
+  free(out);
+  return NULL;
+}
+
+kl_status kl_onnx_deferred_value_inputs(kl_ir_node *n, bool *out_reads) {
+  if (n->op != KL_OP_ONNX_DEFERRED || !n->owner)
+    return kl_status_create(KL_ERR_INTERNAL, "not an onnx::Deferred node in a block");
+  for (int k = 0; k < n->n_inputs; k++)
+    out_reads[k] = false;
+  Onnx__NodeProto *np = NULL;
+  int64_t opset;
+  kl_status s = deferred_proto(n, NULL, &np, &opset);
+  if (!s)
+    s = probe_with(n, np, opset, out_reads);
+  if (np)
+    onnx__node_proto__free_unpacked(np, NULL);
+  return s;
+}
+
+/* The graph inputs each value depends on, as bit sets over g->top's params, computed forward
+ * in block order (every value is defined before its uses): `values` for what its values
+ * depend on, `shapes` for what its shape depends on (only a deferred node's outputs have
+ * shapes that depend on values). */
+typedef struct deps {
+  int words;         /* uint64_t per set */
+  uint64_t *values;  /* [value id][words] */
+  uint64_t *shapes;
+  bool **reads;      /* per deferred node id: its probe, or NULL */
+} deps;
+
+static uint64_t *dep_set(uint64_t *sets, const deps *d, const kl_ir_value *v) {
+  return sets + (size_t)v->id * (size_t)d->words;
+}
+
+static void dep_union(const deps *d, uint64_t *into, const uint64_t *from) {
+  for (int w = 0; w < d->words; w++)
+    into[w] |= from[w];
+}
+
+static bool is_shape_query(const kl_ir_node *n) {
+  const char *op = kl_ir_node_string(n, "op_type", "");
+  return !strcmp(op, "Shape") || !strcmp(op, "Size");
+}
+
+/* Block params of a sub-block stand for values the owner passes in: they depend on whatever
+ * the owner's inputs depend on. */
+static void deps_block(deps *d, const kl_ir_block *b, const uint64_t *param_values,
+                       const uint64_t *param_shapes) {
+  for (int i = 0; i < b->n_params; i++) {
+    kl_ir_value *p = b->params[i];
+    if (!param_values) { /* the top block: input i is itself */
+      dep_set(d->values, d, p)[p->index / 64] |= 1ull << (p->index % 64);
+      continue;
+    }
+    dep_union(d, dep_set(d->values, d, p), param_values);
+    dep_union(d, dep_set(d->shapes, d, p), param_shapes);
+  }
+  uint64_t *in_values = calloc((size_t)d->words, sizeof *in_values);
+  uint64_t *in_shapes = calloc((size_t)d->words, sizeof *in_shapes);
+  uint64_t *read_values = calloc((size_t)d->words, sizeof *read_values);
+  if (!in_values || !in_shapes || !read_values)
+    kl_fatal_oom();
+  for (const kl_ir_node *n = b->first; n; n = n->next) {
+    memset(in_values, 0, (size_t)d->words * sizeof *in_values);
+    memset(in_shapes, 0, (size_t)d->words * sizeof *in_shapes);
+    memset(read_values, 0, (size_t)d->words * sizeof *read_values);
+    const bool *reads = n->op == KL_OP_ONNX_DEFERRED ? d->reads[n->id] : NULL;
+    for (int k = 0; k < n->n_inputs; k++) {
+      if (!n->inputs[k])
+        continue;
+      dep_union(d, in_values, dep_set(d->values, d, n->inputs[k]));
+      dep_union(d, in_shapes, dep_set(d->shapes, d, n->inputs[k]));
+      if (reads && reads[k])
+        dep_union(d, read_values, dep_set(d->values, d, n->inputs[k]));
+    }
+    /* A node with blocks (If, Loop): its outputs depend on what its blocks return. */
+    for (int k = 0; k < n->n_blocks; k++) {
+      deps_block(d, n->blocks[k], in_values, in_shapes);
+      for (int r = 0; r < n->blocks[k]->n_returns; r++) {
+        dep_union(d, in_values, dep_set(d->values, d, n->blocks[k]->returns[r]));
+        dep_union(d, in_shapes, dep_set(d->shapes, d, n->blocks[k]->returns[r]));
+      }
+    }
+    for (int k = 0; k < n->n_outputs; k++) {
+      uint64_t *values = dep_set(d->values, d, n->outputs[k]);
+      uint64_t *shapes = dep_set(d->shapes, d, n->outputs[k]);
+      /* Shape and Size read only their input's shape; any other op's values may depend on
+       * both the values and the shapes of its inputs. */
+      if (!(n->op == KL_OP_ONNX_DEFERRED && is_shape_query(n)))
+        dep_union(d, values, in_values);
+      dep_union(d, values, in_shapes);
+      dep_union(d, shapes, in_shapes);
+      if (n->op == KL_OP_ONNX_DEFERRED)
+        dep_union(d, shapes, read_values);
+    }
+  }
+  free(in_values);
+  free(in_shapes);
+  free(read_values);
+}
+
+/* Probes every deferred node of b and its sub-blocks into d->reads. */
+static void probe_block(deps *d, kl_ir_block *b, int n_node_ids) {
+  for (kl_ir_node *n = b->first; n; n = n->next) {
+    for (int k = 0; k < n->n_blocks; k++)
+      probe_block(d, n->blocks[k], n_node_ids);
+    if (n->op != KL_OP_ONNX_DEFERRED || n->id >= n_node_ids)
+      continue;
+    bool *reads = calloc((size_t)n->n_inputs + 1, sizeof *reads);
+    if (!reads)
+      kl_fatal_oom();
+    kl_status s = kl_onnx_deferred_value_inputs(n, reads);
+    kl_status_destroy(s); /* a node that cannot be probed reads nothing we can name */
+    d->reads[n->id] = reads;
+  }
+}
+
+/* Sets out[i] for each top-level input i in the value sets of what deferred nodes read. */
+static int collect_read(const deps *d, const kl_ir_block *b, bool *out) {
+  int found = 0;
+  for (const kl_ir_node *n = b->first; n; n = n->next) {
+    for (int k = 0; k < n->n_blocks; k++)
+      found += collect_read(d, n->blocks[k], out);
+    const bool *reads = n->op == KL_OP_ONNX_DEFERRED ? d->reads[n->id] : NULL;
+    for (int k = 0; reads && k < n->n_inputs; k++) {
+      if (!reads[k] || !n->inputs[k])
+        continue;
+      const uint64_t *set = dep_set(d->values, d, n->inputs[k]);
+      for (int i = 0; i < b->graph->top->n_params; i++)
+        if ((set[i / 64] >> (i % 64) & 1) && !out[i]) {
+          out[i] = true;
+          found++;
+        }
+    }
+  }
+  return found;
+}
+
+int kl_onnx_shape_inputs(kl_ir_graph *g, bool *out_inputs) {
+  int n_params = g->top->n_params;
+  for (int i = 0; i < n_params; i++)
+    out_inputs[i] = false;
+  deps d = {.words = n_params / 64 + 1};
+  int n_node_ids = g->next_node_id;
+  d.reads = calloc((size_t)n_node_ids + 1, sizeof *d.reads);
+  if (!d.reads)
+    kl_fatal_oom();
+  probe_block(&d, g->top, n_node_ids);
+  /* The probes made (and removed) values of their own: size the sets after them. */
+  size_t n_sets = (size_t)g->next_value_id * (size_t)d.words;
+  d.values = calloc(n_sets + 1, sizeof *d.values);
+  d.shapes = calloc(n_sets + 1, sizeof *d.shapes);
+  if (!d.values || !d.shapes)
+    kl_fatal_oom();
+  deps_block(&d, g->top, NULL, NULL);
+  int found = collect_read(&d, g->top, out_inputs);
+  for (int i = 0; i < n_node_ids; i++)
+    free(d.reads[i]);
+  free(d.reads);
+  free(d.values);
+  free(d.shapes);
+  return found;
+}
+
 void kl_onnx_register_expanders(void) {
   kl_ir_set_expander(KL_OP_ONNX_DEFERRED, expand_deferred);
 }

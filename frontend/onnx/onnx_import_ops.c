@@ -72,6 +72,9 @@ kl_ir_value *kl_onnx_input(const kl_onnx_node_ctx *c, int i) {
 kl_status kl_onnx_const_ints(kl_onnx_node_ctx *c, int i, int64_t *out, int max, int *out_n) {
   kl_ir_value *v = kl_onnx_input(c, i);
   kl_tensor *t = kl_onnx_const_tensor(c, v);
+  *out_n = 0;
+  if (!t && v && kl_onnx_probe_value(c, v))
+    return NULL;
   if (!t && v)
     c->imp->needs_run_time = true;
   if (!v) /* absent: the node may have fewer than i + 1 inputs, so no name to print */
@@ -96,6 +99,8 @@ kl_status kl_onnx_const_scalar(kl_onnx_node_ctx *c, int i, double dflt, double *
   if (!v)
     return NULL;
   kl_tensor *t = kl_onnx_const_tensor(c, v);
+  if (!t && kl_onnx_probe_value(c, v))
+    return NULL;
   if (!t)
     c->imp->needs_run_time = true;
   if (!t)

@@ -15,6 +15,8 @@ static kl_status const_floats(kl_onnx_node_ctx *c, int i, const char *what, doub
   if (!v)
     return NULL;
   kl_tensor *t = kl_onnx_const_tensor(c, v);
+  if (!t && kl_onnx_probe_value(c, v))
+    return NULL;
   if (!t)
     c->imp->needs_run_time = true;
   if (!t)

@@ -73,6 +73,10 @@ typedef struct kl_onnx_importer {
   const kl_onnx_binding *bindings; /* graph inputs imported as constants */
   int n_bindings;
   bool needs_run_time;  /* set when a mapping needed a constant or a static shape it lacked */
+  /* A probe (kl_onnx_deferred_value_inputs): the deferred node whose mapping runs, and one
+   * flag per input of it, set when the mapping reads that input as a value. NULL otherwise. */
+  const kl_ir_node *probe_node;
+  bool *probe_reads;
 } kl_onnx_importer;
 
 /* kl_onnx_import_file with the named graph inputs bound to constant values (checked against
@@ -108,6 +112,10 @@ kl_ir_value *kl_onnx_emit_constant(kl_onnx_node_ctx *c, kl_tensor *t);
 /* The tensor behind v when it is a prim::Constant or an initializer (prim::Param), else NULL.
  * Borrowed. */
 kl_tensor *kl_onnx_const_tensor(const kl_onnx_node_ctx *c, const kl_ir_value *v);
+/* In a probe (imp->probe_node), notes that the mapping reads v, not a constant, as a value and
+ * returns true: the caller then goes on as if the input were absent (no values, or its
+ * default), so that the inputs read after it are noted too. False outside a probe. */
+bool kl_onnx_probe_value(const kl_onnx_node_ctx *c, const kl_ir_value *v);
 /* An error for the node: "<model>: node '<name>' (<op_type>): <message>". */
 kl_status kl_onnx_node_error(const kl_onnx_node_ctx *c, kl_status_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

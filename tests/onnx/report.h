@@ -35,6 +35,7 @@ typedef struct case_result {
   char frozen[256]; /* the inputs frozen into initializers (--freeze-inputs), or "" */
   char reason[REASON_MAX];
   int compiled;     /* COMPILED_* */
+  char compiled_bound[256]; /* the inputs bound at compile time (kl_pass_bind_input), or "" */
   char compiled_reason[REASON_MAX];
 } case_result;
 

@@ -3,7 +3,8 @@
 answer, one within tolerance, a wrong value, a NaN in the wrong place, a wrong shape or dtype,
 an unknown op, a file that is not a model, a data.json tolerance, a second data set that is
 wrong, a Reshape whose shape is a graph input read at run time, with two data sets of other
-shapes) and asserts that `conformance --verbose` classifies each as expected.
+shapes or of the same one) and asserts that `conformance --verbose` classifies each as
+expected, the compiled path included (the Reshapes compile with their shape bound).
 
     .venv/bin/python tests/onnx/selftest.py BUILD/tests/onnx/conformance
 """
@@ -32,6 +33,13 @@ def reshape_model():
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     graph = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "g",
                               [x, shape], [y])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def shape_of_symbolic_model():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.INT64, [2])
+    graph = helper.make_graph([helper.make_node("Shape", ["x"], ["y"])], "g", [x], [y])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
@@ -141,6 +149,14 @@ def main():
     sets = [([x, np.array([3, 2], np.int64)], [x.reshape(3, 2)]),
             ([x, np.array([6, 1], np.int64)], [x.reshape(6, 1)])]
     case("test_reshape_runtime_shape", reshape_model(), sets, "pass")
+    # The same with one shape for both data sets: one library, compiled with the shape bound.
+    sets = [([x, np.array([3, 2], np.int64)], [x.reshape(3, 2)]),
+            ([x * 2, np.array([3, 2], np.int64)], [(x * 2).reshape(3, 2)])]
+    case("test_reshape_same_shape", reshape_model(), sets, "pass")
+    # Shape of an input with a symbolic dim: the interpreter passes, but there is no value to
+    # bind that would make it static, so the compiled path says why it is not compilable.
+    case("test_shape_symbolic", shape_of_symbolic_model(), [([x], [np.array([2, 3], np.int64)])],
+         "pass")
 
     with tempfile.TemporaryDirectory() as root:
         for name, (model, sets, data_json, _, _) in cases.items():
@@ -169,10 +185,30 @@ def main():
     if seen.get("test_no_such_op", ("", "", ""))[1] != "NoSuchOp":
         print("selftest: test_no_such_op is not labelled with its op NoSuchOp")
         failures += 1
-    want_summary = f"{len(cases)} cases: 6 passed, 6 failed, 1 unsupported, 1 errors, 0 crashed"
+    want_summary = f"{len(cases)} cases: 8 passed, 6 failed, 1 unsupported, 1 errors, 0 crashed"
     if want_summary not in run.stdout:
         print(f"selftest: no summary line '{want_summary} ...'")
         failures += 1
+    # The compiled path (where kiln has LLVM): the Reshape cases compile with `shape` bound at
+    # compile time (kiln compile --bind), one library per data set only where the values differ.
+    if "\ncompiled: " in run.stdout:
+        want_compiled = [
+            "compiled: pass           test_reshape_runtime_shape [Reshape] (bound: shape (a "
+            "library per data set: 2))",
+            "compiled: pass           test_reshape_same_shape [Reshape] (bound: shape)",
+            "compiled: pass           test_neg_right [Neg]",
+            "compiled: not compilable test_shape_symbolic [Shape]: shapes not static: "
+            "onnx::Deferred Shape node: at run time: node (unnamed, output 'y') (Shape): input "
+            "'x' has a dynamic shape",
+            "compiled: 7 passed (2 of them with inputs bound at compile time), 0 failed, "
+            "1 not compilable"]
+        for want in want_compiled:
+            if want not in run.stdout:
+                print(f"selftest: no line '{want}'")
+                failures += 1
+        if "test_neg_right [Neg] (bound" in run.stdout:
+            print("selftest: a case with static shapes was compiled with inputs bound")
+            failures += 1
     failures += check_crashes(harness, root_cases=cases)
     failures += check_dump(harness)
     print(f"selftest: {len(cases)} cases checked, {failures} wrong")

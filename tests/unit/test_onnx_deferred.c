@@ -292,6 +292,74 @@ static void test_canonicalize_expands(void) {
   kl_ir_graph_destroy(g);
 }
 
+/* The inputs whose values decide shapes are shape and axes (read by the Reshape and the
+ * ReduceSum), not the data x; probing leaves the graph printing as before. */
+static void test_shape_inputs(void) {
+  kl_ir_graph *g = import_model();
+  if (!g)
+    return;
+  char *before = print_graph(g);
+  kl_ir_node *reshape = g->top->first;
+  bool reads[2] = {true, false};
+  CHECK(reshape && reshape->op == KL_OP_ONNX_DEFERRED && reshape->n_inputs == 2);
+  if (reshape && reshape->n_inputs == 2) {
+    CHECK_OK(kl_onnx_deferred_value_inputs(reshape, reads));
+    CHECK(!reads[0] && reads[1]);
+  }
+  bool inputs[3] = {true, false, false};
+  CHECK_EQ_INT(kl_onnx_shape_inputs(g, inputs), 2);
+  CHECK(!inputs[0] && inputs[1] && inputs[2]);
+  CHECK_OK(kl_ir_verify(g));
+  char *after = print_graph(g);
+  CHECK_STREQ(after, before);
+  free(after);
+  free(before);
+  /* Bound to constants, the graph reads no more values: nothing decides shapes. */
+  kl_tensor *shape = i64_vector(2, (const int64_t[]){6, 4});
+  kl_tensor *axes = i64_vector(1, (const int64_t[]){0});
+  CHECK_OK(kl_pass_bind_input(g, "shape", shape, NULL));
+  CHECK_OK(kl_pass_bind_input(g, "axes", axes, NULL));
+  kl_tensor_release(shape);
+  kl_tensor_release(axes);
+  CHECK_EQ_INT(g->top->n_params, 1);
+  CHECK_EQ_INT(kl_onnx_shape_inputs(g, inputs), 0);
+  CHECK(!inputs[0]);
+  kl_ir_graph_destroy(g);
+}
+
+/* Binding shape and axes at compile time (kiln compile --bind) leaves one input, x, and a
+ * graph that -O1 makes static, computing what the interpreter computes from all three. */
+static void test_bind_then_static(void) {
+  kl_ir_graph *g = import_model();
+  if (!g)
+    return;
+  kl_tensor *shape = i64_vector(2, (const int64_t[]){6, 4});
+  kl_tensor *axes = i64_vector(1, (const int64_t[]){0});
+  CHECK_OK(kl_pass_bind_input(g, "shape", shape, "shape.npy"));
+  CHECK_OK(kl_pass_bind_input(g, "axes", axes, "axes.npy"));
+  kl_tensor_release(shape);
+  kl_tensor_release(axes);
+  CHECK_EQ_INT(g->top->n_params, 1);
+  CHECK_STREQ(g->top->params[0]->name, "x");
+  kl_pass_options opts;
+  kl_pass_options_init(&opts);
+  opts.verify_each = true;
+  CHECK_OK(kl_pass_run_level(g, 1, &opts));
+  CHECK_EQ_INT(count_op(g, KL_OP_ONNX_DEFERRED), 0);
+  const kl_ir_value *z = g->top->returns[0];
+  CHECK(kl_ir_type_is_static(&z->type) && z->type.rank == 2 && z->type.dims[0].size == 1 &&
+        z->type.dims[1].size == 4);
+  kl_tensor *in[1] = {iota_x()};
+  kl_tensor *out[1] = {NULL};
+  CHECK_OK(kl_interp_run(g, in, 1, out));
+  if (out[0] && out[0]->numel == 4)
+    for (int j = 0; j < 4; j++)
+      CHECK(((float *)out[0]->data)[j] == (float)(60 + 6 * j));
+  kl_tensor_release(out[0]);
+  kl_tensor_release(in[0]);
+  kl_ir_graph_destroy(g);
+}
+
 /* Export writes a deferred node back as the ONNX node it keeps, at that node's opset only;
  * importing the export gives the same IR text. */
 static void test_export_round_trip(void) {
@@ -345,5 +413,7 @@ int main(void) {
   test_canonicalize_expands();
   test_export_round_trip();
   test_bad_node_attribute();
+  test_shape_inputs();
+  test_bind_then_static();
   return check_finish();
 }
