@@ -189,51 +189,72 @@ VFN void NAME(attention_row)(float *s, int64_t n, float scale, const kl_vec_mask
 
 /* ---- layer norm -------------------------------------------------------------------------- */
 
-/* The sum of ((x - mh) - ml)^p for p = 1 (mh = ml = 0: the plain sum) or p = 2. */
-VFN double NAME(moment)(const float *x, int64_t n, float mh, float ml, bool square) {
-  VT vh = V_SET1(mh), vl = V_SET1(ml);
+/* The plain sum of x (n). */
+VFN double NAME(row_sum)(const float *x, int64_t n) {
   double total = 0.0;
   for (int64_t b0 = 0; b0 < n; b0 += KL_VEC_SUM_BLOCK) {
     int64_t b1 = n - b0 < KL_VEC_SUM_BLOCK ? n : b0 + KL_VEC_SUM_BLOCK;
     VT acc0 = V_ZERO(), acc1 = V_ZERO();
     int64_t j = b0;
     for (; j + 2 * VW <= b1; j += 2 * VW) {
-      VT d0 = V_LOAD(x + j), d1 = V_LOAD(x + j + VW);
-      if (square) {
-        d0 = V_SUB(V_SUB(d0, vh), vl);
-        d1 = V_SUB(V_SUB(d1, vh), vl);
-        acc0 = V_FMA(d0, d0, acc0);
-        acc1 = V_FMA(d1, d1, acc1);
-      } else {
-        acc0 = V_ADD(acc0, d0);
-        acc1 = V_ADD(acc1, d1);
-      }
+      acc0 = V_ADD(acc0, V_LOAD(x + j));
+      acc1 = V_ADD(acc1, V_LOAD(x + j + VW));
     }
-    for (; j < b1; j += VW) {
-      int64_t w = b1 - j < VW ? b1 - j : VW;
-      VT d = w < VW ? V_LOADN(x + j, w, 0.0f) : V_LOAD(x + j);
-      if (square) {
-        d = V_SUB(V_SUB(d, vh), vl);
-        if (w < VW) /* the fill lanes hold -mh - ml: make them 0 */
-          d = V_FILLN(d, w, 0.0f);
-        acc0 = V_FMA(d, d, acc0);
-      } else {
-        acc0 = V_ADD(acc0, d);
-      }
-    }
+    for (; j + VW <= b1; j += VW)
+      acc0 = V_ADD(acc0, V_LOAD(x + j));
+    if (j < b1)
+      acc0 = V_ADD(acc0, V_LOADN(x + j, b1 - j, 0.0f));
     total += (double)V_HSUM(V_ADD(acc0, acc1));
   }
   return total;
 }
 
+/* The sums of d and d^2 over x (n), d = (x - mh) - ml. */
+VFN void NAME(centred_sums)(const float *x, int64_t n, float mh, float ml, double *out_s1,
+                            double *out_s2) {
+  VT vh = V_SET1(mh), vl = V_SET1(ml);
+  double s1 = 0.0, s2 = 0.0;
+  for (int64_t b0 = 0; b0 < n; b0 += KL_VEC_SUM_BLOCK) {
+    int64_t b1 = n - b0 < KL_VEC_SUM_BLOCK ? n : b0 + KL_VEC_SUM_BLOCK;
+    VT a0 = V_ZERO(), a1 = V_ZERO(), q0 = V_ZERO(), q1 = V_ZERO();
+    int64_t j = b0;
+    for (; j + 2 * VW <= b1; j += 2 * VW) {
+      VT d0 = V_SUB(V_SUB(V_LOAD(x + j), vh), vl);
+      VT d1 = V_SUB(V_SUB(V_LOAD(x + j + VW), vh), vl);
+      a0 = V_ADD(a0, d0), a1 = V_ADD(a1, d1);
+      q0 = V_FMA(d0, d0, q0), q1 = V_FMA(d1, d1, q1);
+    }
+    for (; j < b1; j += VW) {
+      int64_t w = b1 - j < VW ? b1 - j : VW;
+      VT d = V_SUB(V_SUB(w < VW ? V_LOADN(x + j, w, 0.0f) : V_LOAD(x + j), vh), vl);
+      if (w < VW) /* the lanes past the end hold -mh - ml: make them 0 */
+        d = V_FILLN(d, w, 0.0f);
+      a0 = V_ADD(a0, d);
+      q0 = V_FMA(d, d, q0);
+    }
+    s1 += (double)V_HSUM(V_ADD(a0, a1));
+    s2 += (double)V_HSUM(V_ADD(q0, q1));
+  }
+  *out_s1 = s1;
+  *out_s2 = s2;
+}
+
 VFN void NAME(layer_norm_rows)(const float *x, float *y, int64_t rows, int64_t d,
                                const float *weight, const float *bias, double eps) {
   for (int64_t r = 0; r < rows; r++, x += d, y += d) {
-    double mean = NAME(moment)(x, d, 0.0f, 0.0f, false) / (double)d;
-    /* the mean as hi + lo floats: x - hi is exact for x near the mean, so centring loses
-     * nothing to the mean's rounding when |mean| is large against the spread */
+    /* The corrected two-pass algorithm (Chan, Golub and LeVeque): a first mean m0 from f32
+     * sums, then the sums of d = x - m0 and d^2, which move the mean to m0 + sum(d) / n and
+     * give the variance about it; the f32 rounding of m0 then costs nothing. The mean is kept
+     * as hi + lo floats: x - hi is exact for x near the mean, so centring loses nothing to
+     * the mean's rounding when |mean| is large against the spread. */
+    double m0 = NAME(row_sum)(x, d) / (double)d, s1, s2;
+    float h0 = (float)m0;
+    NAME(centred_sums)(x, d, h0, (float)(m0 - (double)h0), &s1, &s2);
+    double mean = m0 + s1 / (double)d;
+    double var = (s2 - s1 * s1 / (double)d) / (double)d;
+    if (var < 0.0) /* by rounding; nan stays nan */
+      var = 0.0;
     float mh = (float)mean, ml = (float)(mean - (double)mh);
-    double var = NAME(moment)(x, d, mh, ml, true) / (double)d;
     VT vh = V_SET1(mh), vl = V_SET1(ml), vinv = V_SET1((float)(1.0 / sqrt(var + eps)));
     for (int64_t j = 0; j < d; j += VW) {
       int64_t w = d - j < VW ? d - j : VW;
