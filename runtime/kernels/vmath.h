@@ -9,7 +9,9 @@
  * degree-5 minimax P (relative error about 2e-7, one or two ulp). n is rounded by adding
  * 1.5 * 2^23, whose integer bits then hold n. 2^n is applied as two exponent fields n1 + n2 so
  * that n from -150 (subnormal results) to 128 stays in range. Inputs below -103.97 give 0 (so
- * -inf gives exactly 0, which softmax over masked scores relies on), above 88.72 give inf, and
+ * -inf gives exactly 0, which softmax over masked scores relies on; those lanes compute on 0
+ * instead, since a product that underflows costs a microcode assist per lane on x86 and a
+ * masked score row is half -inf), above 88.72 give inf, and
  * nan stays nan: the clamps put x second in max/min, whose x86 forms return their second
  * operand when either is nan. The two vector forms run the same operations in the same order,
  * so they agree bit for bit; the C form rounds r's products separately and may differ by an ulp. */
@@ -73,7 +75,10 @@ static inline float kl_vm_expf(float x) {
 
 #ifdef KL_VMATH_X86
 __attribute__((target("avx512f"))) static inline __m512 kl_vm_exp512(__m512 x) {
+  __mmask16 lo = _mm512_cmp_ps_mask(x, _mm512_set1_ps(KL_VM_EXP_LO), _CMP_LT_OQ);
+  __mmask16 hi = _mm512_cmp_ps_mask(x, _mm512_set1_ps(KL_VM_EXP_HI), _CMP_GT_OQ);
   __m512 xc = _mm512_min_ps(_mm512_set1_ps(88.75f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+  xc = _mm512_mask_mov_ps(xc, lo, _mm512_setzero_ps()); /* no subnormal work for a result of 0 */
   __m512 magic = _mm512_set1_ps(KL_VM_MAGIC);
   __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(KL_VM_LOG2E), magic);
   __m512 nf = _mm512_sub_ps(t, magic);
@@ -92,14 +97,15 @@ __attribute__((target("avx512f"))) static inline __m512 kl_vm_exp512(__m512 x) {
   __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
   __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
   y = _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
-  __mmask16 lo = _mm512_cmp_ps_mask(x, _mm512_set1_ps(KL_VM_EXP_LO), _CMP_LT_OQ);
-  __mmask16 hi = _mm512_cmp_ps_mask(x, _mm512_set1_ps(KL_VM_EXP_HI), _CMP_GT_OQ);
   y = _mm512_mask_mov_ps(y, lo, _mm512_setzero_ps());
   return _mm512_mask_mov_ps(y, hi, _mm512_set1_ps((float)INFINITY));
 }
 
 __attribute__((target("avx2,fma"))) static inline __m256 kl_vm_exp256(__m256 x) {
+  __m256 lo = _mm256_cmp_ps(x, _mm256_set1_ps(KL_VM_EXP_LO), _CMP_LT_OQ);
+  __m256 hi = _mm256_cmp_ps(x, _mm256_set1_ps(KL_VM_EXP_HI), _CMP_GT_OQ);
   __m256 xc = _mm256_min_ps(_mm256_set1_ps(88.75f), _mm256_max_ps(_mm256_set1_ps(-104.0f), x));
+  xc = _mm256_blendv_ps(xc, _mm256_setzero_ps(), lo); /* no subnormal work for a result of 0 */
   __m256 magic = _mm256_set1_ps(KL_VM_MAGIC);
   __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(KL_VM_LOG2E), magic);
   __m256 nf = _mm256_sub_ps(t, magic);
@@ -118,8 +124,6 @@ __attribute__((target("avx2,fma"))) static inline __m256 kl_vm_exp256(__m256 x) 
   __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
   __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
   y = _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
-  __m256 lo = _mm256_cmp_ps(x, _mm256_set1_ps(KL_VM_EXP_LO), _CMP_LT_OQ);
-  __m256 hi = _mm256_cmp_ps(x, _mm256_set1_ps(KL_VM_EXP_HI), _CMP_GT_OQ);
   y = _mm256_blendv_ps(y, _mm256_setzero_ps(), lo);
   return _mm256_blendv_ps(y, _mm256_set1_ps((float)INFINITY), hi);
 }
