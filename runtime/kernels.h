@@ -202,6 +202,13 @@ kl_status kl_rt_softmax(const kl_tensor *x, int dim, bool log, kl_tensor *y);
  * key dropped is nan, as softmax of all -inf is. */
 kl_status kl_rt_attention(const kl_tensor *q, const kl_tensor *k, const kl_tensor *v,
                           const kl_tensor *mask, double scale, bool is_causal, kl_tensor *y);
+/* The same for rows [row_begin, row_end) of y's (n_batch * L, Ev) stacked output rows only
+ * (row r is query r % L of batch matrix r / L); the rest of y is left alone. Every row comes out
+ * bit-identical to a whole call, so threads may split the rows (runtime/steps_parallel.c).
+ * Checks everything kl_rt_attention checks, even for an empty range. */
+kl_status kl_rt_attention_rows(const kl_tensor *q, const kl_tensor *k, const kl_tensor *v,
+                               const kl_tensor *mask, double scale, bool is_causal, kl_tensor *y,
+                               int64_t row_begin, int64_t row_end);
 
 /* ---- pooling ------------------------------------------------------------------------- */
 typedef struct kl_rt_pool2d_params {

@@ -9,10 +9,12 @@
  *   linear  f32 with >= 16 rows: tiles of (rows, output features) of the GEMM; otherwise
  *           single rows times blocks of output features (the kernel's dot-product path);
  *   conv2d  f32 GEMM convolutions: tiles of (image, group, output channels, output pixels),
- *           each a part of the implicit GEMM (kernels.h, kl_rt_conv2d_f32_part); others:
- *           (image, group, block of output channels), each a groups = 1 convolution;
- *   attention  batch matrices (the kernel handles one query row at a time, so a batch matrix
- *           on its own is computed exactly as within the whole).
+ *           each a part of the implicit GEMM (kernels.h, kl_rt_conv2d_f32_part); Winograd
+ *           ones: (image, tiles, output channels); others: (image, group, block of output
+ *           channels), each a groups = 1 convolution;
+ *   attention  the stacked query rows of all batch matrices, in chunks of >= 16 rows
+ *           (kl_rt_attention_rows computes each row by the same code whatever the chunk), so a
+ *           model with one or two heads still uses every thread.
  * Operands that do not fit these shapes go to the kernel whole, which reports the error. */
 #include <string.h>
 
@@ -578,66 +580,21 @@ STEP(conv2d) {
 
 /* ---- attention -------------------------------------------------------------------------- */
 
+/* Chunks of at least this many query rows, so that the kernel's GEMMs have rows to tile. */
+enum { ATTENTION_MIN_ROWS = 16 };
+
 typedef struct attention_job {
   const kl_tensor *q, *k, *v, *mask;
   kl_tensor *y;
   double scale;
   bool is_causal;
-  int nb; /* batch dims of y */
-  int64_t L, Ev;
-  int64_t st[4][KL_MAX_RANK]; /* batch strides (elements) of q, k, v, mask; 0 where broadcast */
   kl_status err;
 } attention_job;
 
-/* Strides of x's dims before its last two against batch (nb dims, right-aligned), 0 on
- * broadcast dims; false if x does not broadcast. */
-static bool batch_strides(const kl_tensor *x, const int64_t *batch, int nb, int64_t *out) {
-  int xb = x->rank - 2;
-  int64_t stride = x->rank >= 2 ? x->shape[x->rank - 1] * x->shape[x->rank - 2] : 1;
-  if (xb > nb)
-    return false;
-  for (int d = nb - 1; d >= 0; d--) {
-    int xd = d - (nb - xb);
-    if (xd < 0) {
-      out[d] = 0;
-      continue;
-    }
-    int64_t n = x->shape[xd];
-    if (n != batch[d] && n != 1)
-      return false;
-    out[d] = n == 1 ? 0 : stride;
-    stride *= n;
-  }
-  return true;
-}
-
-/* A view of the last min(rank, 2) dims of x at element offset off. */
-static void matrix_view(kl_tensor *view, const kl_tensor *x, int64_t off) {
-  int r = x->rank < 2 ? x->rank : 2;
-  view_of(view, x, r, x->shape + x->rank - r, off);
-}
-
-static void attention_batches(void *ctx, int64_t begin, int64_t end) {
+static void attention_rows(void *ctx, int64_t begin, int64_t end) {
   attention_job *j = ctx;
-  const kl_tensor *ops[4] = {j->q, j->k, j->v, j->mask};
-  for (int64_t b = begin; b < end; b++) {
-    int64_t off[4] = {0, 0, 0, 0}, rest = b;
-    for (int d = j->nb - 1; d >= 0; d--) {
-      int64_t i = rest % j->y->shape[d];
-      rest /= j->y->shape[d];
-      for (int t = 0; t < 4; t++)
-        off[t] += i * j->st[t][d];
-    }
-    kl_tensor views[4], yv;
-    for (int t = 0; t < 4; t++)
-      if (ops[t])
-        matrix_view(&views[t], ops[t], off[t]);
-    int64_t ysh[2] = {j->L, j->Ev};
-    view_of(&yv, j->y, 2, ysh, b * j->L * j->Ev);
-    keep_first(&j->err, kl_rt_attention(&views[0], &views[1], &views[2],
-                                        j->mask ? &views[3] : NULL, j->scale, j->is_causal,
-                                        &yv));
-  }
+  keep_first(&j->err, kl_rt_attention_rows(j->q, j->k, j->v, j->mask, j->scale, j->is_causal,
+                                            j->y, begin, end));
 }
 
 STEP(attention) {
@@ -648,42 +605,19 @@ STEP(attention) {
   KL_RETURN_IF_ERROR(check_counts("attention", in, n_in, 3, 4, out, n_out));
   const kl_tensor *q = in[0], *k = in[1], *v = in[2], *mask = n_in > 3 ? in[3] : NULL;
   kl_tensor *y = out[0];
+  if (pool_threads(env) <= 1 || y->numel == 0)
+    return kl_rt_attention(q, k, v, mask, p.scale, p.is_causal, y);
+  /* the kernel checks the operands on an empty range of rows, at no cost */
+  KL_RETURN_IF_ERROR(kl_rt_attention_rows(q, k, v, mask, p.scale, p.is_causal, y, 0, 0));
+  int64_t Ev = y->shape[y->rank - 1], rows = y->numel / Ev;
+  int64_t S = k->shape[k->rank - 2], E = q->shape[q->rank - 1];
+  int64_t row_work = S * (E + Ev);
+  if (rows < 2 * ATTENTION_MIN_ROWS || rows * row_work < MIN_PARALLEL_WORK)
+    return kl_rt_attention(q, k, v, mask, p.scale, p.is_causal, y);
   attention_job j = {.q = q, .k = k, .v = v, .mask = mask, .y = y, .scale = p.scale,
                      .is_causal = p.is_causal};
-  if (pool_threads(env) <= 1 || y->rank <= 2 || y->numel == 0 || q->rank < 2 || k->rank < 2 ||
-      v->rank < 2)
-    return kl_rt_attention(q, k, v, mask, p.scale, p.is_causal, y);
-  j.nb = y->rank - 2;
-  j.L = y->shape[j.nb];
-  j.Ev = y->shape[j.nb + 1];
-  bool fits = batch_strides(q, y->shape, j.nb, j.st[0]) &&
-              batch_strides(k, y->shape, j.nb, j.st[1]) &&
-              batch_strides(v, y->shape, j.nb, j.st[2]);
-  if (mask) {
-    /* the mask's leading dims broadcast against the batch dims; its last two (or fewer)
-     * broadcast to (L, S) inside each batch matrix, which the kernel checks */
-    int mr = mask->rank, mb = mr > 2 ? mr - 2 : 0;
-    int64_t stride = 1;
-    for (int d = mr - 1; d >= mb; d--)
-      stride *= mask->shape[d];
-    for (int d = j.nb - 1; fits && d >= 0; d--) {
-      int md = d - (j.nb - mb);
-      if (md < 0) {
-        j.st[3][d] = 0;
-        continue;
-      }
-      int64_t n = mask->shape[md];
-      fits = n == y->shape[d] || n == 1;
-      j.st[3][d] = n == 1 ? 0 : stride;
-      stride *= n;
-    }
-    fits = fits && mb <= j.nb;
-  }
-  int64_t n_batch = y->numel / (j.L * j.Ev);
-  int64_t S = k->shape[k->rank - 2], E = q->shape[q->rank - 1];
-  int64_t batch_work = j.L * S * (E + j.Ev);
-  if (!fits || n_batch < 2 || n_batch * batch_work < MIN_PARALLEL_WORK)
-    return kl_rt_attention(q, k, v, mask, p.scale, p.is_causal, y);
-  kl_parallel_for(env->pool, n_batch, clamp_chunk(batch_work), attention_batches, &j);
+  int64_t chunk = clamp_chunk(row_work);
+  kl_parallel_for(env->pool, rows, chunk > ATTENTION_MIN_ROWS ? chunk : ATTENTION_MIN_ROWS,
+                  attention_rows, &j);
   return j.err;
 }

@@ -1,11 +1,17 @@
-/* Normalization kernels: inference batch norm, layer norm and (log-)softmax. Statistics are
- * computed in double whatever the dtype (mean and variance in two passes, softmax with the
- * max subtracted), so f32 results are as close to exact as a single rounding allows. Loads and
- * stores go through the dtype helpers for f16/bf16; f32 and f64 read their buffers directly. */
+/* Normalization kernels: inference batch norm, layer norm and (log-)softmax.
+ *
+ * f32 tensors take the vectorized row kernels of vec_f32.h: statistics in f32 vector lanes
+ * summed block by block in double (mean and variance in two passes, the mean split into two
+ * floats so that centring is exact), softmax with the max subtracted and kiln's own vector exp,
+ * results within a few ulp of the double computation. Every other dtype keeps the reference
+ * loops below, which compute in double whatever the dtype (loads and stores through the dtype
+ * helpers for f16/bf16), so f64 results are as close to exact as a single rounding allows and
+ * serve as the f32 paths' reference in tests. */
 #include <math.h>
 #include <string.h>
 
 #include "kernels_internal.h"
+#include "vec_f32.h"
 
 static kl_status check_float_same(const char *op, const kl_tensor *x, const kl_tensor *y) {
   if (!kl_dtype_is_float(x->dtype) || x->dtype != y->dtype)
@@ -43,11 +49,20 @@ kl_status kl_rt_batch_norm(const kl_tensor *x, const kl_tensor *weight, const kl
   int64_t N = x->shape[0], inner = 1; /* x (N, C, inner) */
   for (int d = 2; d < x->rank; d++)
     inner *= x->shape[d];
+  const kl_vec_f32_ops *vec = x->dtype == KL_F32 ? kl_vec_f32() : NULL;
   for (int64_t c = 0; c < C; c++) {
     /* y = x * scale + shift with scale = w / sqrt(var + eps), shift = b - mean * scale */
     double m = mean ? kl_ld(mean, c) : 0.0, v = var ? kl_ld(var, c) : 1.0;
     double scale = (weight ? kl_ld(weight, c) : 1.0) / sqrt(v + eps);
     double shift = (bias ? kl_ld(bias, c) : 0.0) - m * scale;
+    if (vec) {
+      for (int64_t n = 0; n < N; n++) {
+        int64_t base = (n * C + c) * inner;
+        vec->affine((const float *)x->data + base, (float *)y->data + base, inner, (float)scale,
+                    (float)shift);
+      }
+      continue;
+    }
     for (int64_t n = 0; n < N; n++) {
       int64_t base = (n * C + c) * inner;
       for (int64_t i = 0; i < inner; i++)
@@ -85,6 +100,11 @@ kl_status kl_rt_layer_norm(const kl_tensor *x, const kl_tensor *weight, const kl
   if (D == 0)
     return NULL;
   int64_t rows = x->numel / D;
+  if (x->dtype == KL_F32) {
+    kl_vec_f32()->layer_norm_rows(x->data, y->data, rows, D, weight ? weight->data : NULL,
+                                  bias ? bias->data : NULL, eps);
+    return NULL;
+  }
   for (int64_t r = 0; r < rows; r++) {
     int64_t base = r * D;
     double sum = 0.0;
@@ -120,6 +140,17 @@ kl_status kl_rt_softmax(const kl_tensor *x, int dim, bool use_log, kl_tensor *y)
     outer *= x->shape[d];
   for (int d = dim + 1; d < x->rank; d++)
     inner *= x->shape[d];
+  if (x->dtype == KL_F32 && x->numel > 0) {
+    const kl_vec_f32_ops *vec = kl_vec_f32();
+    if (inner == 1) {
+      vec->softmax_rows(x->data, y->data, outer, n, use_log);
+      return NULL;
+    }
+    for (int64_t o = 0; o < outer; o++)
+      vec->softmax_cols((const float *)x->data + o * n * inner, (float *)y->data + o * n * inner,
+                        n, inner, use_log);
+    return NULL;
+  }
   for (int64_t o = 0; o < outer; o++)
     for (int64_t in = 0; in < inner; in++) {
       int64_t base = o * n * inner + in;
