@@ -160,8 +160,8 @@ kl_status kl_cli_explain_value_dependent(kl_ir_graph *g, int level) {
     for (int i = 0; i < n_params; i++)
       if (shape_inputs[i])
         append(&msg, &len, &cap, "%s'%s'", listed++ ? ", " : "", g->top->params[i]->name);
-    append(&msg, &len, &cap, " (read as values by %s); the LLVM backend compiles static shapes "
-           "only: bind %s at compile time with", where, found == 1 ? "it" : "them");
+    append(&msg, &len, &cap, " (read as values by %s); kiln compile needs static shapes: "
+           "bind %s at compile time with", where, found == 1 ? "it" : "them");
     for (int i = 0; i < n_params; i++)
       if (shape_inputs[i])
         append(&msg, &len, &cap, " --bind %s=FILE.npy", g->top->params[i]->name);
@@ -179,7 +179,7 @@ kl_status kl_cli_explain_value_dependent(kl_ir_graph *g, int level) {
     kl_ir_expand_fn expand = kl_ir_expander(KL_OP_ONNX_DEFERRED);
     kl_status why = expand ? expand(first) : NULL;
     append(&msg, &len, &cap, "the graph keeps %s whose output shapes are known only at run "
-           "time%s%s%s; the LLVM backend compiles static shapes only", where,
+           "time%s%s%s; kiln compile needs static shapes", where,
            why ? " (" : "", why ? kl_status_message(why) : "", why ? ")" : "");
     kl_status_destroy(why);
   }

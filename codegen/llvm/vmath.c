@@ -59,11 +59,17 @@ static LLVMValueRef add_(LLVMBuilderRef b, LLVMValueRef x, LLVMValueRef y) {
   return LLVMBuildFAdd(b, x, y, "");
 }
 
+/* a * b + c as llvm.fmuladd: one fused multiply-add where the target has one. */
+static LLVMValueRef fmuladd(LLVMBuilderRef b, LLVMValueRef x, LLVMValueRef y, LLVMValueRef z) {
+  LLVMValueRef args[3] = {x, y, z};
+  return intrinsic(b, "llvm.fmuladd", args, 3);
+}
+
 /* c[0] + x (c[1] + x (c[2] + ...)), Horner's rule over n coefficients. */
 static LLVMValueRef horner(LLVMBuilderRef b, LLVMValueRef x, const double *c, int n) {
   LLVMValueRef acc = cf(x, c[n - 1]);
   for (int i = n - 2; i >= 0; i--)
-    acc = add_(b, mul_(b, acc, x), cf(x, c[i]));
+    acc = fmuladd(b, acc, x, cf(x, c[i]));
   return acc;
 }
 
