@@ -1,16 +1,19 @@
 /* The blocked single-precision GEMM of runtime/gemm.h.
  *
  * Loop nest, for each block of KL_SGEMM_KC along k:
- *   - A's rows for this k block are packed into panels of MR rows (k-major: a[k * MR + i]),
- *     unless A came packed;
+ *   - A's rows for this k block are read where they lie when A is row-major (the micro-kernel
+ *     broadcasts one element of each of its MR rows per step, so rows stream with unit
+ *     stride), or come packed ahead of time, or (A transposed) are packed here into panels of
+ *     MR rows (k-major: a[k * MR + i]);
  *   - for each panel of NR columns of B (k-major: b[k * NR + j], packed here or ahead of time),
  *     the micro-kernel computes every MR x NR tile of C under it from the two panels.
  * A B panel (KC x NR floats, 32 KiB) stays in L1 while the A panels stream from L2.
  *
  * The micro-kernel keeps an MR x NR tile in registers: 12 AVX-512 registers (6 rows x 2), or
  * the same tile as two 6 x 16 halves with AVX2, or plain C. Tiles cut by the edges of C are
- * computed whole into a local tile (the packed panels are zero-padded) and the valid part is
- * copied, so every element of C goes through the same arithmetic whatever its position. */
+ * computed whole into a local tile (from zero-padded panels, or rows of A past M repeating the
+ * last one) and the valid part is copied, so every element of C goes through the same
+ * arithmetic whatever its position. */
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -93,12 +96,20 @@ void kl_sgemm_pack_b(int64_t K, int64_t N, kl_sgemm_operand b, float *out) {
 
 /* ---- micro-kernels: tile (MR x NR, row stride ldc) = [tile +] a-panel @ b-panel ---------- */
 
+/* The MR rows of A a micro-kernel reads: element (i, k) is row[i][k * k_stride]. A packed
+ * panel has row[i] = panel + i and k_stride MR; a row-major A is read where it lies, row[i]
+ * its row i and k_stride 1 (rows past M repeat the last row; their results are dropped). */
+typedef struct a_rows {
+  const float *row[MR];
+  int64_t k_stride;
+} a_rows;
+
 /* add: C += the product; else C = the product + row_bias (MR values, one per row) + col_bias
  * (NR values, one per column), each NULL for none. */
-typedef void (*ukernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+typedef void (*ukernel_fn)(int64_t kc, const a_rows *a, const float *b, float *c, int64_t ldc,
                            bool add, const float *row_bias, const float *col_bias);
 
-static void ukernel_generic(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+static void ukernel_generic(int64_t kc, const a_rows *a, const float *b, float *c, int64_t ldc,
                             bool add, const float *row_bias, const float *col_bias) {
   float acc[MR][NR];
   for (int i = 0; i < MR; i++)
@@ -107,7 +118,7 @@ static void ukernel_generic(int64_t kc, const float *a, const float *b, float *c
                       : (row_bias ? row_bias[i] : 0.0f) + (col_bias ? col_bias[j] : 0.0f);
   for (int64_t k = 0; k < kc; k++)
     for (int i = 0; i < MR; i++) {
-      float ai = a[k * MR + i];
+      float ai = a->row[i][k * a->k_stride];
       for (int j = 0; j < NR; j++)
         acc[i][j] += ai * b[k * NR + j];
     }
@@ -117,7 +128,7 @@ static void ukernel_generic(int64_t kc, const float *a, const float *b, float *c
 }
 
 #ifdef KL_GEMM_X86
-__attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const float *a,
+__attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const a_rows *a,
                                                                const float *b, float *c,
                                                                int64_t ldc, bool add,
                                                                const float *row_bias,
@@ -134,19 +145,22 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
   __m512 c40 = _mm512_add_ps(KL_ROW(4), b0), c41 = _mm512_add_ps(KL_ROW(4), b1);
   __m512 c50 = _mm512_add_ps(KL_ROW(5), b0), c51 = _mm512_add_ps(KL_ROW(5), b1);
 #undef KL_ROW
-  for (int64_t k = 0; k < kc; k++, a += MR, b += NR) {
+  const float *a0 = a->row[0], *a1 = a->row[1], *a2 = a->row[2];
+  const float *a3 = a->row[3], *a4 = a->row[4], *a5 = a->row[5];
+  int64_t ks = a->k_stride, off = 0;
+  for (int64_t k = 0; k < kc; k++, off += ks, b += NR) {
     __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-    __m512 x = _mm512_set1_ps(a[0]);
+    __m512 x = _mm512_set1_ps(a0[off]);
     c00 = _mm512_fmadd_ps(x, b0, c00), c01 = _mm512_fmadd_ps(x, b1, c01);
-    x = _mm512_set1_ps(a[1]);
+    x = _mm512_set1_ps(a1[off]);
     c10 = _mm512_fmadd_ps(x, b0, c10), c11 = _mm512_fmadd_ps(x, b1, c11);
-    x = _mm512_set1_ps(a[2]);
+    x = _mm512_set1_ps(a2[off]);
     c20 = _mm512_fmadd_ps(x, b0, c20), c21 = _mm512_fmadd_ps(x, b1, c21);
-    x = _mm512_set1_ps(a[3]);
+    x = _mm512_set1_ps(a3[off]);
     c30 = _mm512_fmadd_ps(x, b0, c30), c31 = _mm512_fmadd_ps(x, b1, c31);
-    x = _mm512_set1_ps(a[4]);
+    x = _mm512_set1_ps(a4[off]);
     c40 = _mm512_fmadd_ps(x, b0, c40), c41 = _mm512_fmadd_ps(x, b1, c41);
-    x = _mm512_set1_ps(a[5]);
+    x = _mm512_set1_ps(a5[off]);
     c50 = _mm512_fmadd_ps(x, b0, c50), c51 = _mm512_fmadd_ps(x, b1, c51);
   }
   __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
@@ -160,14 +174,17 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
     }
 }
 
-__attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const float *a,
+__attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const a_rows *a,
                                                               const float *b, float *c,
                                                               int64_t ldc, bool add,
                                                               const float *row_bias,
                                                               const float *col_bias) {
   bool rows = !add && row_bias;
   for (int h = 0; h < 2; h++) { /* two 6 x 16 halves of the 6 x 32 tile */
-    const float *ap = a, *bp = b + 16 * h;
+    const float *bp = b + 16 * h;
+    const float *a0 = a->row[0], *a1 = a->row[1], *a2 = a->row[2];
+    const float *a3 = a->row[3], *a4 = a->row[4], *a5 = a->row[5];
+    int64_t ks = a->k_stride, off = 0;
     __m256 z = _mm256_setzero_ps();
     __m256 b0 = !add && col_bias ? _mm256_loadu_ps(col_bias + 16 * h) : z;
     __m256 b1 = !add && col_bias ? _mm256_loadu_ps(col_bias + 16 * h + 8) : z;
@@ -179,19 +196,19 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const f
     __m256 c40 = _mm256_add_ps(KL_ROW(4), b0), c41 = _mm256_add_ps(KL_ROW(4), b1);
     __m256 c50 = _mm256_add_ps(KL_ROW(5), b0), c51 = _mm256_add_ps(KL_ROW(5), b1);
 #undef KL_ROW
-    for (int64_t k = 0; k < kc; k++, ap += MR, bp += NR) {
+    for (int64_t k = 0; k < kc; k++, off += ks, bp += NR) {
       __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-      __m256 x = _mm256_broadcast_ss(ap);
+      __m256 x = _mm256_broadcast_ss(a0 + off);
       c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
-      x = _mm256_broadcast_ss(ap + 1);
+      x = _mm256_broadcast_ss(a1 + off);
       c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
-      x = _mm256_broadcast_ss(ap + 2);
+      x = _mm256_broadcast_ss(a2 + off);
       c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
-      x = _mm256_broadcast_ss(ap + 3);
+      x = _mm256_broadcast_ss(a3 + off);
       c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
-      x = _mm256_broadcast_ss(ap + 4);
+      x = _mm256_broadcast_ss(a4 + off);
       c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
-      x = _mm256_broadcast_ss(ap + 5);
+      x = _mm256_broadcast_ss(a5 + off);
       c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
@@ -314,7 +331,8 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
   kl_sgemm_b_source plain = {pack_b_operand, &pr->b};
   const kl_sgemm_b_source *src = pr->b_source ? pr->b_source : &plain;
   int64_t mpad = round_up(M, MR), npad = round_up(N, NR), rows_here = m_end - m_begin;
-  size_t a_floats = packed_a ? 0 : (size_t)(round_up(rows_here, MR) * min64(KC, K));
+  size_t a_floats =
+      packed_a || !pr->a.trans ? 0 : (size_t)(round_up(rows_here, MR) * min64(KC, K));
   size_t b_floats = packed_b ? 0 : (size_t)(KC * NR);
   float *work = NULL;
   if (a_floats + b_floats) {
@@ -323,6 +341,8 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
       return false;
   }
   float *a_block = work, *b_panel = work ? work + a_floats : NULL;
+  /* a row-major A is read in place; a transposed one is packed here, block by block */
+  bool direct_a = !packed_a && !pr->a.trans;
   kl_sgemm_operand a_here = pr->a; /* rows [m_begin, m_end) of A, when packing it here */
   if (!a_here.trans)
     a_here.data += m_begin * a_here.ld;
@@ -334,7 +354,7 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
     bool add = pr->accumulate || k0 > 0;
     /* pa + (m0 - m_begin) * kc is the panel of rows m0 .. m0 + MR */
     const float *pa = packed_a ? packed_a + k0 * mpad + m_begin * kc : a_block;
-    if (!packed_a)
+    if (!packed_a && !direct_a)
       pack_a_block(rows_here, k0, kc, a_here, a_block);
     for (int64_t n0 = n_begin; n0 < n_end; n0 += NR) {
       const float *pb = packed_b ? packed_b + k0 * npad + n0 * kc : b_panel;
@@ -344,11 +364,21 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
       for (int64_t m0 = m_begin; m0 < m_end; m0 += MR) {
         int64_t rows = min64(MR, m_end - m0);
         float *c = C + m0 * ldc + n0;
-        const float *a_panel = pa + (m0 - m_begin) * kc;
+        a_rows ar;
+        if (direct_a) {
+          for (int i = 0; i < MR; i++)
+            ar.row[i] = pr->a.data + (m0 + (i < rows ? i : rows - 1)) * pr->a.ld + k0;
+          ar.k_stride = 1;
+        } else {
+          const float *panel = pa + (m0 - m_begin) * kc;
+          for (int i = 0; i < MR; i++)
+            ar.row[i] = panel + i;
+          ar.k_stride = MR;
+        }
         const float *rb = pr->row_bias ? pr->row_bias + m0 : NULL;
         const float *cb = pr->col_bias ? pr->col_bias + n0 : NULL;
         if (rows == MR && cols == NR) {
-          kernel(kc, a_panel, pb, c, ldc, add, rb, cb);
+          kernel(kc, &ar, pb, c, ldc, add, rb, cb);
           continue;
         }
         /* an edge tile: compute it whole, then add or copy the part inside C */
@@ -362,7 +392,7 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
             edge_col_bias[j] = j < cols ? cb[j] : 0.0f;
           cb = edge_col_bias;
         }
-        kernel(kc, a_panel, pb, tile, NR, false, add ? NULL : rb, add ? NULL : cb);
+        kernel(kc, &ar, pb, tile, NR, false, add ? NULL : rb, add ? NULL : cb);
         for (int64_t i = 0; i < rows; i++)
           for (int64_t j = 0; j < cols; j++)
             c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
