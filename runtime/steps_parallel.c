@@ -9,13 +9,16 @@
  *   linear  with >= 16 rows, chunks of >= 16 rows (the kernel's GEMM path); with fewer, single
  *           rows times blocks of output features (the kernel's dot-product path);
  *   conv2d  (image, group, block of output channels): each is a groups = 1 convolution whose
- *           GEMM rows are a subset of the full call's;
+ *           GEMM rows are a subset of the full call's; a conv the direct kernel takes
+ *           (depthwise, narrow groups: conv_depthwise.c) by (image, output channel), since that
+ *           kernel computes each output plane on its own;
  *   attention  batch matrices (the kernel handles one query row at a time, so a batch matrix
  *           on its own is computed exactly as within the whole).
  * Operands that do not fit these shapes go to the kernel whole, which reports the error. */
 #include <string.h>
 
 #include "steps.h"
+#include "kernels/kernels_internal.h"
 
 #define STEP(kernel)                                                                        \
   kl_status kl_step_##kernel(const kl_step_env *env, const void *params,                    \
@@ -287,6 +290,66 @@ static void conv_tasks(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* The direct convolution (depthwise, narrow groups) computes each output plane on its own, so
+ * any split of the planes gives the same bits: tasks are (image, output channel), and a chunk's
+ * run of channels goes to the kernel as whole groups at once plus the partial groups at its
+ * ends. */
+typedef struct conv_direct_job {
+  const kl_tensor *x, *w, *bias;
+  kl_tensor *y;
+  kl_rt_conv2d_params p;
+  int64_t Cin, H, W, Cout, Kh, Kw, Ho, Wo, Cg, Cog;
+  kl_status err;
+} conv_direct_job;
+
+/* Output channels [c0, c1) of image n, within whole groups or within one group. */
+static void conv_direct_run(conv_direct_job *j, int64_t n, int64_t c0, int64_t c1) {
+  int64_t g0 = c0 / j->Cog, ng = (c1 - c0) / j->Cog, nc = c1 - c0;
+  bool whole = c0 % j->Cog == 0 && c1 % j->Cog == 0;
+  kl_rt_conv2d_params q = j->p;
+  q.groups = whole ? ng : 1;
+  int64_t cin = whole ? ng * j->Cg : j->Cg;
+  kl_tensor xv, wv, bv, yv;
+  int64_t xsh[4] = {1, cin, j->H, j->W}, wsh[4] = {nc, j->Cg, j->Kh, j->Kw},
+          ysh[4] = {1, nc, j->Ho, j->Wo};
+  view_of(&xv, j->x, 4, xsh, (n * j->Cin + g0 * j->Cg) * j->H * j->W);
+  view_of(&wv, j->w, 4, wsh, c0 * j->Cg * j->Kh * j->Kw);
+  if (j->bias)
+    view_of(&bv, j->bias, 1, &nc, c0);
+  view_of(&yv, j->y, 4, ysh, (n * j->Cout + c0) * j->Ho * j->Wo);
+  keep_first(&j->err, kl_rt_conv2d_direct_f32(&xv, &wv, j->bias ? &bv : NULL, &q, &yv));
+}
+
+static void conv_direct_tasks(void *ctx, int64_t begin, int64_t end) {
+  conv_direct_job *j = ctx;
+  for (int64_t t = begin; t < end;) {
+    int64_t n = t / j->Cout, c0 = t % j->Cout;
+    int64_t c1 = j->Cout < c0 + (end - t) ? j->Cout : c0 + (end - t);
+    for (int64_t c = c0, e; c < c1; c = e) {
+      if (c % j->Cog == 0 && c1 - c >= j->Cog)
+        e = c + (c1 - c) / j->Cog * j->Cog; /* whole groups */
+      else
+        e = (c / j->Cog + 1) * j->Cog < c1 ? (c / j->Cog + 1) * j->Cog : c1; /* part of one */
+      conv_direct_run(j, n, c, e);
+    }
+    t += c1 - c0;
+  }
+}
+
+static kl_status conv_direct(const kl_step_env *env, const kl_tensor *x, const kl_tensor *w,
+                             const kl_tensor *bias, const kl_rt_conv2d_params *p, kl_tensor *y) {
+  conv_direct_job j = {.x = x, .w = w, .bias = bias, .y = y, .p = *p};
+  j.Cin = x->shape[1], j.H = x->shape[2], j.W = x->shape[3];
+  j.Cout = w->shape[0], j.Kh = w->shape[2], j.Kw = w->shape[3];
+  j.Ho = y->shape[2], j.Wo = y->shape[3];
+  j.Cg = w->shape[1], j.Cog = j.Cout / p->groups;
+  int64_t planes = x->shape[0] * j.Cout, plane_work = j.Ho * j.Wo * j.Cg * j.Kh * j.Kw;
+  if (planes < 2 || planes * plane_work < MIN_PARALLEL_WORK)
+    return kl_rt_conv2d(x, w, bias, p, y);
+  kl_parallel_for(env->pool, planes, clamp_chunk(plane_work), conv_direct_tasks, &j);
+  return j.err;
+}
+
 STEP(conv2d) {
   kl_step_conv2d_params p;
   if (!params)
@@ -306,6 +369,9 @@ STEP(conv2d) {
   view_of(&x0, x, 4, x0sh, 0);
   view_of(&y0, y, 4, y0sh, 0);
   KL_RETURN_IF_ERROR(kl_rt_conv2d(&x0, w, bias, &p.conv, &y0));
+
+  if (kl_rt_conv2d_direct_fits(x, w, p.conv.groups))
+    return conv_direct(env, x, w, bias, &p.conv, y);
 
   conv_job j = {.x = x, .w = w, .bias = bias, .y = y, .p = p.conv};
   j.p.groups = 1;

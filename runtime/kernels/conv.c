@@ -124,6 +124,8 @@ kl_status kl_rt_conv2d(const kl_tensor *x, const kl_tensor *w, const kl_tensor *
   KL_RETURN_IF_ERROR(conv_check(x, w, bias, p, y, &d));
   if (y->numel == 0)
     return NULL;
+  if (kl_rt_conv2d_direct_fits(x, w, p->groups)) /* depthwise, narrow groups */
+    return kl_rt_conv2d_direct_f32(x, w, bias, p, y);
   bool pointwise = d.Kh == 1 && d.Kw == 1 && p->stride[0] == 1 && p->stride[1] == 1 &&
                    p->pad[0] == 0 && p->pad[1] == 0 && p->pad[2] == 0 && p->pad[3] == 0;
   bool f32 = x->dtype == KL_F32;
