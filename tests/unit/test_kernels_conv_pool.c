@@ -1,11 +1,13 @@
-/* The f32 fast path of conv2d (runtime/kernels/conv_depthwise.c: depthwise and narrow grouped
- * convs) against the reference: the same kernel on f64 copies of the operands takes im2col and
- * the GEMM. Sizes are odd so that every lane remainder, row tile, padding and stride phase is
- * reached: H and W over {1, 2, 3, 7, 15, 16, 17, 31, 33, 65} (and wider rows for the four-vector
- * tiles), kernels 1/3/5/7, strides 1/2/3, paddings 0..3, dilation 2, channel multiplier 2, with
- * and without bias. The step on a pool of 3 threads must give the bits of a single-threaded
- * run. Registered once per ISA (KILN_CONV_ISA), so the AVX-512, AVX2 and portable paths are
- * each covered where the CPU has them. */
+/* The f32 fast paths of conv2d (runtime/kernels/conv_depthwise.c: depthwise and narrow grouped
+ * convs) and of pooling (runtime/kernels/pool.c) against the reference: the same kernel on f64
+ * copies of the operands takes the reference loops (im2col and the GEMM, windows in double).
+ * Sizes are odd so that every lane remainder, row tile, padding, stride phase and ceil-mode clip
+ * is reached: H and W over {1, 2, 3, 7, 15, 16, 17, 31, 33, 65} (and wider rows for the
+ * four-vector tiles), kernels 1/3/5/7, strides 1/2/3, paddings 0..3, dilation 2, channel
+ * multiplier 2, with and without bias; max pool with nan inputs, average pool with and without
+ * the padding counted, global and other adaptive averages. The steps on a pool of 3 threads must
+ * give the bits of a single-threaded run. Registered once per ISA (KILN_CONV_ISA), so the
+ * AVX-512, AVX2 and portable paths are each covered where the CPU has them. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -184,10 +186,113 @@ static void test_grouped(void) {
                                cfg[i][2], 3, 3, s, s, {1, 1, 1, 1}, 1, 1, j % 2 == 0});
 }
 
+/* ---- pooling ---------------------------------------------------------------------------- */
+
+typedef enum { MAX, AVG } pool_kind;
+
+static void check_pool(pool_kind kind, int64_t H, int64_t W, int64_t k, int64_t s, int64_t pad,
+                       int64_t d, bool ceil_mode, bool include_pad, double nan_frac) {
+  int64_t Ho = out_size(H, pad, pad, k, s, d, ceil_mode);
+  int64_t Wo = out_size(W, pad, pad, k, s, d, ceil_mode);
+  if (Ho < 1 || Wo < 1)
+    return;
+  int64_t xs[4] = {2, 3, H, W}, ys[4] = {2, 3, Ho, Wo};
+  kl_tensor *xd, *x = random_pair(4, xs, nan_frac, &xd);
+  kl_tensor *y = make(KL_F32, 4, ys), *yd = make(KL_F64, 4, ys), *yt = make(KL_F32, 4, ys);
+  kl_rt_pool2d_params p = {{k, k}, {s, s}, {pad, pad, pad, pad}, {d, d}, include_pad};
+  kl_step_pool2d_params sp = {p};
+  kl_step_env env = {pool3};
+  kl_tensor *in[1] = {x};
+  if (kind == MAX) {
+    CHECK_OK(kl_rt_max_pool2d(x, &p, y));
+    CHECK_OK(kl_rt_max_pool2d(xd, &p, yd));
+    CHECK_OK(kl_step_max_pool2d(&env, &sp, in, 1, &yt, 1));
+  } else {
+    CHECK_OK(kl_rt_avg_pool2d(x, &p, y));
+    CHECK_OK(kl_rt_avg_pool2d(xd, &p, yd));
+    CHECK_OK(kl_step_avg_pool2d(&env, &sp, in, 1, &yt, 1));
+  }
+  double diff = max_diff(y, yd), tol = kind == MAX ? 0 : 1e-6;
+  if (!(diff <= tol)) {
+    fprintf(stderr, "%s pool %lldx%lld k=%lld s=%lld pad=%lld d=%lld ceil=%d incl=%d nan=%g: %g\n",
+            kind == MAX ? "max" : "avg", (long long)H, (long long)W, (long long)k, (long long)s,
+            (long long)pad, (long long)d, ceil_mode, include_pad, nan_frac, diff);
+    CHECK(false);
+  }
+  CHECK(same_bits(y, yt));
+  kl_tensor_release(x), kl_tensor_release(xd), kl_tensor_release(y), kl_tensor_release(yd);
+  kl_tensor_release(yt);
+}
+
+static void test_pools(void) {
+  for (int i = 0; i < N_SIZES; i++)
+    for (int j = 0; j < N_SIZES; j++) {
+      bool ceil_mode = (i + j) % 2;
+      check_pool(MAX, SIZES[i], SIZES[j], 3, 2, 1, 1, ceil_mode, false, 0); /* ResNet's */
+      check_pool(MAX, SIZES[i], SIZES[j], 2, 2, 0, 1, !ceil_mode, false, 0.05);
+      check_pool(AVG, SIZES[i], SIZES[j], 3, 1, 1, 1, ceil_mode, (i + j) % 3 == 0, 0);
+      check_pool(AVG, SIZES[i], SIZES[j], 2, 2, 0, 1, !ceil_mode, true, 0);
+    }
+  const int64_t hw[][2] = {{7, 17}, {16, 33}, {65, 3}, {31, 2}};
+  for (size_t sz = 0; sz < sizeof hw / sizeof hw[0]; sz++)
+    for (int64_t k = 1; k <= 7; k += 2)
+      for (int64_t s = 1; s <= 3; s++)
+        for (int64_t pad = 0; pad <= k / 2; pad++)
+          for (int ceil_mode = 0; ceil_mode <= 1; ceil_mode++) {
+            for (int64_t d = 1; d <= 2; d++)
+              check_pool(MAX, hw[sz][0], hw[sz][1], k, s, pad, d, ceil_mode, false,
+                         d == 2 ? 0.02 : 0);
+            for (int incl = 0; incl <= 1; incl++)
+              check_pool(AVG, hw[sz][0], hw[sz][1], k, s, pad, 1, ceil_mode, incl, 0);
+          }
+  /* all nan and all -inf windows */
+  int64_t sh[4] = {1, 1, 3, 3};
+  kl_tensor *x = make(KL_F32, 4, sh), *y = make(KL_F32, 4, (int64_t[]){1, 1, 2, 2});
+  for (int i = 0; i < 9; i++)
+    ((float *)x->data)[i] = i == 4 ? NAN : -INFINITY;
+  kl_rt_pool2d_params p = {{2, 2}, {1, 1}, {0, 0, 0, 0}, {1, 1}, false};
+  CHECK_OK(kl_rt_max_pool2d(x, &p, y));
+  for (int i = 0; i < 4; i++)
+    CHECK(isnan(((float *)y->data)[i]));
+  kl_tensor_release(x), kl_tensor_release(y);
+}
+
+static void check_adaptive(int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+  int64_t xs[4] = {2, 5, H, W}, ys[4] = {2, 5, Ho, Wo};
+  kl_tensor *xd, *x = random_pair(4, xs, 0, &xd);
+  kl_tensor *y = make(KL_F32, 4, ys), *yd = make(KL_F64, 4, ys), *yt = make(KL_F32, 4, ys);
+  CHECK_OK(kl_rt_adaptive_avg_pool2d(x, y));
+  CHECK_OK(kl_rt_adaptive_avg_pool2d(xd, yd));
+  kl_step_env env = {pool3};
+  kl_tensor *in[1] = {x};
+  CHECK_OK(kl_step_adaptive_avg_pool2d(&env, NULL, in, 1, &yt, 1));
+  double diff = max_diff(y, yd);
+  if (!(diff <= 1e-6)) {
+    fprintf(stderr, "adaptive %lldx%lld -> %lldx%lld: %g\n", (long long)H, (long long)W,
+            (long long)Ho, (long long)Wo, diff);
+    CHECK(false);
+  }
+  CHECK(same_bits(y, yt));
+  kl_tensor_release(x), kl_tensor_release(xd), kl_tensor_release(y), kl_tensor_release(yd);
+  kl_tensor_release(yt);
+}
+
+static void test_adaptive(void) {
+  for (int i = 0; i < N_SIZES; i++)
+    for (int j = 0; j < N_SIZES; j++) {
+      check_adaptive(SIZES[i], SIZES[j], 1, 1);
+      check_adaptive(SIZES[i], SIZES[j], SIZES[i] < 3 ? SIZES[i] : 3, SIZES[j] < 2 ? 1 : 2);
+    }
+  check_adaptive(112, 112, 1, 1);
+  check_adaptive(13, 13, 7, 7);
+}
+
 int main(void) {
   CHECK_OK(kl_threadpool_create(3, &pool3));
   test_depthwise();
   test_grouped();
+  test_pools();
+  test_adaptive();
   printf("%d conv cases\n", n_conv_cases);
   kl_threadpool_destroy(pool3);
   return check_finish();
