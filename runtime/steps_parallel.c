@@ -1,5 +1,5 @@
 /* The steps that split their work across the environment's thread pool: matmul, linear,
- * conv2d and attention. Each runs the single-threaded kernel of runtime/kernels/ on views (stack kl_tensor
+ * conv2d, attention and the 2-D pools. Each runs the single-threaded kernel of runtime/kernels/ on views (stack kl_tensor
  * headers whose data points into the operands' buffers; never retained or released), so one
  * kernel stays the single source of truth. The splits are chosen so that every output element
  * is computed by the same code in the same order as in a single call, making the results
@@ -13,7 +13,8 @@
  *           (depthwise, narrow groups: conv_depthwise.c) by (image, output channel), since that
  *           kernel computes each output plane on its own;
  *   attention  batch matrices (the kernel handles one query row at a time, so a batch matrix
- *           on its own is computed exactly as within the whole).
+ *           on its own is computed exactly as within the whole);
+ *   pools   blocks of (image, channel) planes, each pooled on its own by every path.
  * Operands that do not fit these shapes go to the kernel whole, which reports the error. */
 #include <string.h>
 
@@ -506,4 +507,85 @@ STEP(attention) {
     return kl_rt_attention(q, k, v, mask, p.scale, p.is_causal, y);
   kl_parallel_for(env->pool, n_batch, clamp_chunk(batch_work), attention_batches, &j);
   return j.err;
+}
+
+/* ---- max_pool2d, avg_pool2d, adaptive_avg_pool2d ----------------------------------------- */
+
+typedef enum { POOL_MAX, POOL_AVG, POOL_ADAPTIVE } pool_kind;
+
+typedef struct pool_job {
+  pool_kind kind;
+  kl_rt_pool2d_params p; /* max and avg */
+  const kl_tensor *x;
+  kl_tensor *y;
+  int64_t H, W, Ho, Wo;
+  kl_status err;
+} pool_job;
+
+static kl_status pool_run(const pool_job *j, const kl_tensor *x, kl_tensor *y) {
+  switch (j->kind) {
+  case POOL_MAX: return kl_rt_max_pool2d(x, &j->p, y);
+  case POOL_AVG: return kl_rt_avg_pool2d(x, &j->p, y);
+  default: return kl_rt_adaptive_avg_pool2d(x, y);
+  }
+}
+
+/* Planes [begin, end) of (N * C, H, W) as one (1, end - begin, H, W) pooling. */
+static void pool_planes(void *ctx, int64_t begin, int64_t end) {
+  pool_job *j = ctx;
+  kl_tensor xv, yv;
+  int64_t xsh[4] = {1, end - begin, j->H, j->W}, ysh[4] = {1, end - begin, j->Ho, j->Wo};
+  view_of(&xv, j->x, 4, xsh, begin * j->H * j->W);
+  view_of(&yv, j->y, 4, ysh, begin * j->Ho * j->Wo);
+  keep_first(&j->err, pool_run(j, &xv, &yv));
+}
+
+static kl_status pool_step(const kl_step_env *env, pool_job *j) {
+  const kl_tensor *x = j->x;
+  kl_tensor *y = j->y;
+  if (pool_threads(env) <= 1 || x->rank != 4 || y->rank != 4 || x->shape[0] != y->shape[0] ||
+      x->shape[1] != y->shape[1] || y->numel == 0)
+    return pool_run(j, x, y);
+  /* the kernel checks everything else on zero planes, at no cost */
+  kl_tensor x0, y0;
+  int64_t x0sh[4] = {1, 0, x->shape[2], x->shape[3]}, y0sh[4] = {1, 0, y->shape[2], y->shape[3]};
+  view_of(&x0, x, 4, x0sh, 0);
+  view_of(&y0, y, 4, y0sh, 0);
+  KL_RETURN_IF_ERROR(pool_run(j, &x0, &y0));
+  j->H = x->shape[2], j->W = x->shape[3], j->Ho = y->shape[2], j->Wo = y->shape[3];
+  int64_t planes = x->shape[0] * x->shape[1];
+  /* work per plane: every input once, or every window's elements */
+  int64_t plane_work = j->kind == POOL_ADAPTIVE ? j->H * j->W
+                                                : j->Ho * j->Wo * j->p.kernel[0] * j->p.kernel[1];
+  if (planes < 2 || planes * plane_work < MIN_PARALLEL_WORK)
+    return pool_run(j, x, y);
+  kl_parallel_for(env->pool, planes, clamp_chunk(plane_work), pool_planes, j);
+  return j->err;
+}
+
+STEP(max_pool2d) {
+  kl_step_pool2d_params p;
+  if (!params)
+    return kl_status_create(KL_ERR_INVALID_ARGUMENT, "max_pool2d step: no parameter block");
+  memcpy(&p, params, sizeof p);
+  KL_RETURN_IF_ERROR(check_counts("max_pool2d", in, n_in, 1, 1, out, n_out));
+  pool_job j = {.kind = POOL_MAX, .p = p.pool, .x = in[0], .y = out[0]};
+  return pool_step(env, &j);
+}
+
+STEP(avg_pool2d) {
+  kl_step_pool2d_params p;
+  if (!params)
+    return kl_status_create(KL_ERR_INVALID_ARGUMENT, "avg_pool2d step: no parameter block");
+  memcpy(&p, params, sizeof p);
+  KL_RETURN_IF_ERROR(check_counts("avg_pool2d", in, n_in, 1, 1, out, n_out));
+  pool_job j = {.kind = POOL_AVG, .p = p.pool, .x = in[0], .y = out[0]};
+  return pool_step(env, &j);
+}
+
+STEP(adaptive_avg_pool2d) {
+  (void)params;
+  KL_RETURN_IF_ERROR(check_counts("adaptive_avg_pool2d", in, n_in, 1, 1, out, n_out));
+  pool_job j = {.kind = POOL_ADAPTIVE, .x = in[0], .y = out[0]};
+  return pool_step(env, &j);
 }
