@@ -1,9 +1,9 @@
 /* The steps that split their work across the environment's thread pool: matmul, linear,
- * conv2d, attention and the 2-D pools. Each runs the single-threaded kernel of runtime/kernels/ on views (stack kl_tensor
- * headers whose data points into the operands' buffers; never retained or released), so one
- * kernel stays the single source of truth. The splits are chosen so that every output element
- * is computed by the same code in the same order as in a single call, making the results
- * bit-identical whatever the pool's size:
+ * conv2d, attention and the 2-D pools. Each runs the single-threaded kernel of runtime/kernels/
+ * on views (stack kl_tensor headers whose data points into the operands' buffers; never
+ * retained or released), so one kernel stays the single source of truth. The splits are
+ * chosen so that every output element is computed by the same code in the same order as in a
+ * single call, making the results bit-identical whatever the pool's size:
  *   matmul  rows of each output matrix (the GEMM sums each element in ascending k whatever its
  *           M; the f64 and widened loops handle each row on its own);
  *   linear  with >= 16 rows, chunks of >= 16 rows (the kernel's GEMM path); with fewer, single

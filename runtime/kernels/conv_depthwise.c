@@ -153,6 +153,14 @@ static bool pad_layout(dw_geom *g, int64_t *out_floats) {
   return true;
 }
 
+/* The input row under padded row r of channel c, or NULL in the padding. */
+static inline const float *src_row(const dw_geom *g, const float *x, int64_t c, int64_t r) {
+  int64_t ih = r - g->ph;
+  return ih >= 0 && ih < g->H ? x + (c * g->H + ih) * g->W : NULL;
+}
+
+#ifdef KL_DW_X86
+
 /* One padded row (sw phase rows of Wq floats) from input row src, or zeros for NULL: the
  * strides above 2, which the SIMD fills leave to this loop. */
 static void pad_row(const dw_geom *g, const float *src, float *dst) {
@@ -162,14 +170,6 @@ static void pad_row(const dw_geom *g, const float *src, float *dst) {
       dst[f * g->Wq + j] = src && iw >= 0 && iw < g->W ? src[iw] : 0.0f;
     }
 }
-
-/* The input row under padded row r of channel c, or NULL in the padding. */
-static inline const float *src_row(const dw_geom *g, const float *x, int64_t c, int64_t r) {
-  int64_t ih = r - g->ph;
-  return ih >= 0 && ih < g->H ? x + (c * g->H + ih) * g->W : NULL;
-}
-
-#ifdef KL_DW_X86
 
 /* ---- AVX-512 ---------------------------------------------------------------------------- */
 
