@@ -178,7 +178,8 @@ static void test_depthwise(void) {
 
 static void test_grouped(void) {
   /* narrow groups take the direct path, wide ones im2col: both against f64 */
-  const int64_t cfg[][3] = {{8, 4, 8}, {8, 4, 16}, {8, 2, 8}, {16, 2, 16}, {12, 3, 24}, {4, 1, 8}};
+  const int64_t cfg[][3] = {{8, 4, 8},   {8, 4, 16},  {8, 2, 8},  {16, 2, 16},
+                            {12, 3, 24}, {32, 2, 32}, {32, 2, 34}, {4, 1, 8}};
   for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
     for (int64_t s = 1; s <= 2; s++)
       for (int j = 2; j < N_SIZES; j += 3)
