@@ -171,8 +171,8 @@ bool kl_rt_conv2d_winograd_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_p
                                 const kl_rt_winograd_split *sp, const float *x,
                                 const float *u_packed, const float *bias, float *y, int64_t n,
                                 int64_t block, int64_t co_block);
-/* True when kl_rt_conv2d computes an f32 convolution of these weights as a GEMM (all but
- * depthwise ones), so that packed weights serve it. */
+/* True when kl_rt_conv2d computes an f32 convolution of these weights as a GEMM (all but the
+ * depthwise and narrow grouped ones its direct kernel takes), so that packed weights serve it. */
 bool kl_rt_conv2d_uses_gemm(const int64_t *w_shape, int64_t groups);
 /* The f32 GEMM convolution of checked operands (d from kl_rt_conv2d_check) for image n, group
  * g, the output channels [m_begin, m_end) of the group and the output pixels [p_begin, p_end)

@@ -1,6 +1,5 @@
-/* The steps of runtime/steps.h for every kernel but the parallel ones (matmul, linear, conv2d and attention:
- * runtime/steps_parallel.c),
- * and the table kl_step_lookup reads.
+/* The steps of runtime/steps.h for every kernel but the parallel ones (matmul, linear, conv2d,
+ * attention and the pools: runtime/steps_parallel.c), and the table kl_step_lookup reads.
  *
  * A step copies its parameter block out with memcpy (artifacts embed blocks at any alignment),
  * checks what the kernel would otherwise trust blindly (operand counts, a dim against the rank,
@@ -140,28 +139,6 @@ STEP(softmax) {
   CHECK_OPERANDS(softmax, 1, 1, 1, 1);
   KL_RETURN_IF_ERROR(check_dim("softmax", p.dim, in[0]->rank));
   return kl_rt_softmax(in[0], p.dim, p.log, out[0]);
-}
-
-STEP(max_pool2d) {
-  (void)env;
-  kl_step_pool2d_params p;
-  LOAD_PARAMS(max_pool2d, p);
-  CHECK_OPERANDS(max_pool2d, 1, 1, 1, 1);
-  return kl_rt_max_pool2d(in[0], &p.pool, out[0]);
-}
-
-STEP(avg_pool2d) {
-  (void)env;
-  kl_step_pool2d_params p;
-  LOAD_PARAMS(avg_pool2d, p);
-  CHECK_OPERANDS(avg_pool2d, 1, 1, 1, 1);
-  return kl_rt_avg_pool2d(in[0], &p.pool, out[0]);
-}
-
-STEP(adaptive_avg_pool2d) {
-  (void)env, (void)params;
-  CHECK_OPERANDS(adaptive_avg_pool2d, 1, 1, 1, 1);
-  return kl_rt_adaptive_avg_pool2d(in[0], out[0]);
 }
 
 STEP(reduce) {

@@ -33,7 +33,8 @@
 #include "threadpool.h"
 
 /* What a step may use besides its operands. pool may be NULL (run on the calling thread);
- * matmul, linear and conv2d split their work across it, with results bit-identical to a run
+ * matmul, linear, conv2d, attention and the pools split their work across it
+ * (steps_parallel.c), with results bit-identical to a run
  * without one. */
 typedef struct kl_step_env {
   kl_threadpool *pool;

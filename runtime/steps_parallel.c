@@ -1,25 +1,29 @@
 /* The steps that split their work across the environment's thread pool: matmul, linear,
- * conv2d and attention. Each runs the single-threaded kernel of runtime/kernels/ on views (stack kl_tensor
- * headers whose data points into the operands' buffers; never retained or released), so one
- * kernel stays the single source of truth. The splits are chosen so that every output element
- * is computed by the same code in the same order as in a single call, making the results
- * bit-identical whatever the pool's size:
+ * conv2d, attention and the 2-D pools. Each runs the single-threaded kernel of runtime/kernels/
+ * on views (stack kl_tensor headers whose data points into the operands' buffers; never
+ * retained or released), so one kernel stays the single source of truth. The splits are
+ * chosen so that every output element is computed by the same code in the same order as in a
+ * single call, making the results bit-identical whatever the pool's size:
  *   matmul  rows of each output matrix (the GEMM sums each element in ascending k whatever its
  *           M; the f64 and widened loops handle each row on its own);
  *   linear  f32 with >= 16 rows: tiles of (rows, output features) of the GEMM; otherwise
  *           single rows times blocks of output features (the kernel's dot-product path);
  *   conv2d  f32 GEMM convolutions: tiles of (image, group, output channels, output pixels),
  *           each a part of the implicit GEMM (kernels.h, kl_rt_conv2d_f32_part); Winograd
- *           ones: (image, tiles, output channels); others: (image, group, block of output
- *           channels), each a groups = 1 convolution;
+ *           ones: (image, tiles, output channels); the ones the direct kernel takes
+ *           (depthwise, narrow groups: conv_depthwise.c): (image, output channel), since that
+ *           kernel computes each output plane on its own; others: (image, group, block of
+ *           output channels), each a groups = 1 convolution;
  *   attention  the stacked query rows of all batch matrices, in chunks of >= 16 rows
  *           (kl_rt_attention_rows computes each row by the same code whatever the chunk), so a
- *           model with one or two heads still uses every thread.
+ *           model with one or two heads still uses every thread;
+ *   pools   blocks of (image, channel) planes, each pooled on its own by every path.
  * Operands that do not fit these shapes go to the kernel whole, which reports the error. */
 #include <string.h>
 
 #include "gemm.h"
 #include "steps.h"
+#include "kernels/kernels_internal.h"
 
 #define STEP(kernel)                                                                        \
   kl_status kl_step_##kernel(const kl_step_env *env, const void *params,                    \
@@ -473,6 +477,66 @@ static void conv_tasks(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* The direct convolution (depthwise, narrow groups) computes each output plane on its own, so
+ * any split of the planes gives the same bits: tasks are (image, output channel), and a chunk's
+ * run of channels goes to the kernel as whole groups at once plus the partial groups at its
+ * ends. */
+typedef struct conv_direct_job {
+  const kl_tensor *x, *w, *bias;
+  kl_tensor *y;
+  kl_rt_conv2d_params p;
+  int64_t Cin, H, W, Cout, Kh, Kw, Ho, Wo, Cg, Cog;
+  kl_status err;
+} conv_direct_job;
+
+/* Output channels [c0, c1) of image n, within whole groups or within one group. */
+static void conv_direct_run(conv_direct_job *j, int64_t n, int64_t c0, int64_t c1) {
+  int64_t g0 = c0 / j->Cog, ng = (c1 - c0) / j->Cog, nc = c1 - c0;
+  bool whole = c0 % j->Cog == 0 && c1 % j->Cog == 0;
+  kl_rt_conv2d_params q = j->p;
+  q.groups = whole ? ng : 1;
+  int64_t cin = whole ? ng * j->Cg : j->Cg;
+  kl_tensor xv, wv, bv, yv;
+  int64_t xsh[4] = {1, cin, j->H, j->W}, wsh[4] = {nc, j->Cg, j->Kh, j->Kw},
+          ysh[4] = {1, nc, j->Ho, j->Wo};
+  view_of(&xv, j->x, 4, xsh, (n * j->Cin + g0 * j->Cg) * j->H * j->W);
+  view_of(&wv, j->w, 4, wsh, c0 * j->Cg * j->Kh * j->Kw);
+  if (j->bias)
+    view_of(&bv, j->bias, 1, &nc, c0);
+  view_of(&yv, j->y, 4, ysh, (n * j->Cout + c0) * j->Ho * j->Wo);
+  keep_first(&j->err, kl_rt_conv2d_direct_f32(&xv, &wv, j->bias ? &bv : NULL, &q, &yv));
+}
+
+static void conv_direct_tasks(void *ctx, int64_t begin, int64_t end) {
+  conv_direct_job *j = ctx;
+  for (int64_t t = begin; t < end;) {
+    int64_t n = t / j->Cout, c0 = t % j->Cout;
+    int64_t c1 = j->Cout < c0 + (end - t) ? j->Cout : c0 + (end - t);
+    for (int64_t c = c0, e; c < c1; c = e) {
+      if (c % j->Cog == 0 && c1 - c >= j->Cog)
+        e = c + (c1 - c) / j->Cog * j->Cog; /* whole groups */
+      else
+        e = (c / j->Cog + 1) * j->Cog < c1 ? (c / j->Cog + 1) * j->Cog : c1; /* part of one */
+      conv_direct_run(j, n, c, e);
+    }
+    t += c1 - c0;
+  }
+}
+
+static kl_status conv_direct(const kl_step_env *env, const kl_tensor *x, const kl_tensor *w,
+                             const kl_tensor *bias, const kl_rt_conv2d_params *p, kl_tensor *y) {
+  conv_direct_job j = {.x = x, .w = w, .bias = bias, .y = y, .p = *p};
+  j.Cin = x->shape[1], j.H = x->shape[2], j.W = x->shape[3];
+  j.Cout = w->shape[0], j.Kh = w->shape[2], j.Kw = w->shape[3];
+  j.Ho = y->shape[2], j.Wo = y->shape[3];
+  j.Cg = w->shape[1], j.Cog = j.Cout / p->groups;
+  int64_t planes = x->shape[0] * j.Cout, plane_work = j.Ho * j.Wo * j.Cg * j.Kh * j.Kw;
+  if (planes < 2 || planes * plane_work < MIN_PARALLEL_WORK)
+    return kl_rt_conv2d(x, w, bias, p, y);
+  kl_parallel_for(env->pool, planes, clamp_chunk(plane_work), conv_direct_tasks, &j);
+  return j.err;
+}
+
 STEP(conv2d) {
   kl_step_conv2d_params p;
   if (!params)
@@ -556,6 +620,9 @@ STEP(conv2d) {
   view_of(&y0, y, 4, y0sh, 0);
   KL_RETURN_IF_ERROR(kl_rt_conv2d(&x0, w, bias, &p.conv, &y0));
 
+  if (kl_rt_conv2d_direct_fits(x, w, p.conv.groups))
+    return conv_direct(env, x, w, bias, &p.conv, y);
+
   conv_job j = {.x = x, .w = w, .bias = bias, .y = y, .p = p.conv};
   j.p.groups = 1;
   j.Cin = x->shape[1], j.H = x->shape[2], j.W = x->shape[3];
@@ -620,4 +687,85 @@ STEP(attention) {
   kl_parallel_for(env->pool, rows, chunk > ATTENTION_MIN_ROWS ? chunk : ATTENTION_MIN_ROWS,
                   attention_rows, &j);
   return j.err;
+}
+
+/* ---- max_pool2d, avg_pool2d, adaptive_avg_pool2d ----------------------------------------- */
+
+typedef enum { POOL_MAX, POOL_AVG, POOL_ADAPTIVE } pool_kind;
+
+typedef struct pool_job {
+  pool_kind kind;
+  kl_rt_pool2d_params p; /* max and avg */
+  const kl_tensor *x;
+  kl_tensor *y;
+  int64_t H, W, Ho, Wo;
+  kl_status err;
+} pool_job;
+
+static kl_status pool_run(const pool_job *j, const kl_tensor *x, kl_tensor *y) {
+  switch (j->kind) {
+  case POOL_MAX: return kl_rt_max_pool2d(x, &j->p, y);
+  case POOL_AVG: return kl_rt_avg_pool2d(x, &j->p, y);
+  default: return kl_rt_adaptive_avg_pool2d(x, y);
+  }
+}
+
+/* Planes [begin, end) of (N * C, H, W) as one (1, end - begin, H, W) pooling. */
+static void pool_planes(void *ctx, int64_t begin, int64_t end) {
+  pool_job *j = ctx;
+  kl_tensor xv, yv;
+  int64_t xsh[4] = {1, end - begin, j->H, j->W}, ysh[4] = {1, end - begin, j->Ho, j->Wo};
+  view_of(&xv, j->x, 4, xsh, begin * j->H * j->W);
+  view_of(&yv, j->y, 4, ysh, begin * j->Ho * j->Wo);
+  keep_first(&j->err, pool_run(j, &xv, &yv));
+}
+
+static kl_status pool_step(const kl_step_env *env, pool_job *j) {
+  const kl_tensor *x = j->x;
+  kl_tensor *y = j->y;
+  if (pool_threads(env) <= 1 || x->rank != 4 || y->rank != 4 || x->shape[0] != y->shape[0] ||
+      x->shape[1] != y->shape[1] || y->numel == 0)
+    return pool_run(j, x, y);
+  /* the kernel checks everything else on zero planes, at no cost */
+  kl_tensor x0, y0;
+  int64_t x0sh[4] = {1, 0, x->shape[2], x->shape[3]}, y0sh[4] = {1, 0, y->shape[2], y->shape[3]};
+  view_of(&x0, x, 4, x0sh, 0);
+  view_of(&y0, y, 4, y0sh, 0);
+  KL_RETURN_IF_ERROR(pool_run(j, &x0, &y0));
+  j->H = x->shape[2], j->W = x->shape[3], j->Ho = y->shape[2], j->Wo = y->shape[3];
+  int64_t planes = x->shape[0] * x->shape[1];
+  /* work per plane: every input once, or every window's elements */
+  int64_t plane_work = j->kind == POOL_ADAPTIVE ? j->H * j->W
+                                                : j->Ho * j->Wo * j->p.kernel[0] * j->p.kernel[1];
+  if (planes < 2 || planes * plane_work < MIN_PARALLEL_WORK)
+    return pool_run(j, x, y);
+  kl_parallel_for(env->pool, planes, clamp_chunk(plane_work), pool_planes, j);
+  return j->err;
+}
+
+STEP(max_pool2d) {
+  kl_step_pool2d_params p;
+  if (!params)
+    return kl_status_create(KL_ERR_INVALID_ARGUMENT, "max_pool2d step: no parameter block");
+  memcpy(&p, params, sizeof p);
+  KL_RETURN_IF_ERROR(check_counts("max_pool2d", in, n_in, 1, 1, out, n_out));
+  pool_job j = {.kind = POOL_MAX, .p = p.pool, .x = in[0], .y = out[0]};
+  return pool_step(env, &j);
+}
+
+STEP(avg_pool2d) {
+  kl_step_pool2d_params p;
+  if (!params)
+    return kl_status_create(KL_ERR_INVALID_ARGUMENT, "avg_pool2d step: no parameter block");
+  memcpy(&p, params, sizeof p);
+  KL_RETURN_IF_ERROR(check_counts("avg_pool2d", in, n_in, 1, 1, out, n_out));
+  pool_job j = {.kind = POOL_AVG, .p = p.pool, .x = in[0], .y = out[0]};
+  return pool_step(env, &j);
+}
+
+STEP(adaptive_avg_pool2d) {
+  (void)params;
+  KL_RETURN_IF_ERROR(check_counts("adaptive_avg_pool2d", in, n_in, 1, 1, out, n_out));
+  pool_job j = {.kind = POOL_ADAPTIVE, .x = in[0], .y = out[0]};
+  return pool_step(env, &j);
 }

@@ -122,6 +122,8 @@ kl_status kl_rt_conv2d(const kl_tensor *x, const kl_tensor *w, const kl_tensor *
   KL_RETURN_IF_ERROR(kl_rt_conv2d_check(x, w, bias, p, y, &d));
   if (y->numel == 0)
     return NULL;
+  if (kl_rt_conv2d_direct_fits(x, w, p->groups)) /* depthwise, narrow groups */
+    return kl_rt_conv2d_direct_f32(x, w, bias, p, y);
   if (x->dtype == KL_F32) { /* the implicit GEMM of conv_gemm.c */
     for (int64_t n = 0; n < d.N; n++)
       for (int64_t g = 0; g < d.groups; g++)

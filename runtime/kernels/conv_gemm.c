@@ -265,5 +265,5 @@ bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params
 }
 
 bool kl_rt_conv2d_uses_gemm(const int64_t *w_shape, int64_t groups) {
-  return !(groups > 1 && w_shape[1] == 1);
+  return !kl_rt_conv2d_direct_shape(w_shape, groups); /* conv.c's dispatch */
 }

@@ -90,12 +90,28 @@ static void check_conv(int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t Cou
             (long long)pad_lo, (long long)pad_hi, (long long)dilation, (long long)groups);
   CHECK(close);
 
-  /* packed weights, and tiles of one micro-tile row block by one panel each: the same bits */
+  /* the GEMM convolution whole (kl_rt_conv2d may have taken the direct kernel), then with
+   * packed weights in tiles of one micro-tile row block by one panel each: the same bits */
   kl_rt_conv2d_dims d;
   CHECK(!kl_rt_conv2d_check(x, w, bias, &p, y2, &d));
   float *packed = malloc(kl_rt_conv2d_packed_floats(ws, groups) * sizeof(float) + 4);
   kl_rt_conv2d_pack(w->data, ws, groups, packed);
   int64_t P = Ho * Wo;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t g = 0; g < groups; g++)
+      CHECK(kl_rt_conv2d_f32_part(&d, &p, x->data, w->data, NULL, bias ? bias->data : NULL,
+                                  y->data, n, g, 0, d.Cog, 0, P));
+  close = true;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t o = 0; o < Cout; o++)
+      for (int64_t oh = 0; oh < Ho; oh++)
+        for (int64_t ow = 0; ow < Wo; ow++) {
+          double ref = reference(x, w, bias, &p, n, o, oh, ow);
+          float got = yd[((n * Cout + o) * Ho + oh) * Wo + ow];
+          if (!(fabs(ref - got) <= 1e-6 * (double)K + 1e-6))
+            close = false;
+        }
+  CHECK(close);
   for (int64_t n = 0; n < N; n++)
     for (int64_t g = 0; g < groups; g++)
       for (int64_t m0 = 0; m0 < d.Cog; m0 += KL_SGEMM_MR)
