@@ -1,21 +1,32 @@
 /* The thread pool of runtime/threadpool.h: n - 1 persistent workers plus the calling thread.
  *
- * One job at a time: kl_parallel_for publishes (fn, ctx, n_tasks, n_chunks) under the mutex,
- * bumps a generation counter and broadcasts; worker i (1 .. n-1) wakes on the new generation,
- * runs chunk i when there is one, and the last chunk to finish signals the caller, who ran chunk
- * 0 meanwhile. Chunks are static and contiguous: chunk c covers
+ * One job at a time: kl_parallel_for publishes (fn, ctx, n_tasks, n_chunks), sets pending to
+ * the number of workers and bumps a generation counter; worker i (1 .. n-1) sees the new
+ * generation, runs chunk i when there is one, and decrements pending; the caller runs chunk 0
+ * meanwhile and returns once pending is 0, so no worker still reads the job when the next one
+ * is published. Chunks are static and contiguous: chunk c covers
  * [c * q + min(c, r), (c + 1) * q + min(c + 1, r)) with q, r = n_tasks / n_chunks, n_tasks %
  * n_chunks, and n_chunks <= n_tasks / min_chunk, so every chunk holds at least min_chunk tasks
- * and the split depends only on (n_tasks, min_chunk, pool size). */
+ * and the split depends only on (n_tasks, min_chunk, pool size).
+ *
+ * A model runs dozens of parallel steps per inference, microseconds apart, and waking a
+ * sleeping thread costs about as much as a small step. So both sides spin first: a worker
+ * watches the generation and the caller watches pending for up to KL_POOL_SPIN_US
+ * microseconds (CPU relax hints in between) before sleeping on a condition variable. The
+ * generation and pending are atomics; the mutex guards sleeping and waking only, and every
+ * change a sleeper waits for is made under it, so no wake-up is lost. */
 #include "threadpool.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 /* More threads than this is a mistake in the caller (or a machine kiln has not met). */
 #define KL_THREADPOOL_MAX 1024
+/* How long a thread spins for the next job (a worker) or the last chunk (the caller). */
+#define KL_POOL_SPIN_US 200
 
 typedef struct worker {
   struct kl_threadpool *pool;
@@ -28,16 +39,16 @@ struct kl_threadpool {
   worker *workers; /* n_threads - 1 */
   int n_started;
   pthread_mutex_t mu;
-  pthread_cond_t work_cv; /* workers wait here for a new generation or stop */
-  pthread_cond_t done_cv; /* the caller waits here for pending == 0 */
-  uint64_t generation;
-  bool stop;
-  /* the current job */
+  pthread_cond_t work_cv; /* workers sleep here for a new generation or stop */
+  pthread_cond_t done_cv; /* the caller sleeps here for pending == 0 */
+  uint64_t generation;    /* atomic; changed under mu */
+  bool stop;              /* atomic; changed under mu */
+  int pending;            /* atomic: workers that have not finished the current job */
+  /* the current job, written before the generation is published */
   kl_parallel_fn fn;
   void *ctx;
   int64_t n_tasks;
   int n_chunks;
-  int pending; /* worker chunks of this job not yet finished */
 };
 
 static void chunk_range(int64_t n_tasks, int n_chunks, int c, int64_t *begin, int64_t *end) {
@@ -46,30 +57,73 @@ static void chunk_range(int64_t n_tasks, int n_chunks, int c, int64_t *begin, in
   *end = *begin + q + (c < r ? 1 : 0);
 }
 
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Spins until done(arg) or KL_POOL_SPIN_US pass; returns done(arg). */
+static bool spin_until(bool (*done)(const kl_threadpool *, uint64_t), const kl_threadpool *pool,
+                       uint64_t arg) {
+  int64_t deadline = 0;
+  for (int i = 0;; i++) {
+    if (done(pool, arg))
+      return true;
+    if ((i & 63) == 0) {
+      int64_t t = now_us();
+      if (!deadline)
+        deadline = t + KL_POOL_SPIN_US;
+      else if (t >= deadline)
+        return done(pool, arg);
+    }
+    cpu_relax();
+  }
+}
+
+static bool new_job(const kl_threadpool *pool, uint64_t seen) {
+  return __atomic_load_n(&pool->generation, __ATOMIC_ACQUIRE) != seen ||
+         __atomic_load_n(&pool->stop, __ATOMIC_ACQUIRE);
+}
+
+static bool all_done(const kl_threadpool *pool, uint64_t unused) {
+  (void)unused;
+  return __atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) == 0;
+}
+
 static void *worker_main(void *arg) {
   worker *w = arg;
   kl_threadpool *pool = w->pool;
   uint64_t seen = 0;
-  pthread_mutex_lock(&pool->mu);
   for (;;) {
-    while (!pool->stop && pool->generation == seen)
-      pthread_cond_wait(&pool->work_cv, &pool->mu);
-    if (pool->stop)
+    if (!spin_until(new_job, pool, seen)) {
+      pthread_mutex_lock(&pool->mu);
+      while (!new_job(pool, seen))
+        pthread_cond_wait(&pool->work_cv, &pool->mu);
+      pthread_mutex_unlock(&pool->mu);
+    }
+    if (__atomic_load_n(&pool->stop, __ATOMIC_ACQUIRE))
       break;
-    seen = pool->generation;
-    if (w->index >= pool->n_chunks)
-      continue; /* this job has fewer chunks than the pool has threads */
-    kl_parallel_fn fn = pool->fn;
-    void *ctx = pool->ctx;
-    int64_t begin, end;
-    chunk_range(pool->n_tasks, pool->n_chunks, w->index, &begin, &end);
-    pthread_mutex_unlock(&pool->mu);
-    fn(ctx, begin, end);
-    pthread_mutex_lock(&pool->mu);
-    if (--pool->pending == 0)
+    seen = __atomic_load_n(&pool->generation, __ATOMIC_ACQUIRE);
+    if (w->index < pool->n_chunks) {
+      int64_t begin, end;
+      chunk_range(pool->n_tasks, pool->n_chunks, w->index, &begin, &end);
+      pool->fn(pool->ctx, begin, end);
+    }
+    if (__atomic_sub_fetch(&pool->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+      pthread_mutex_lock(&pool->mu); /* the caller may be about to sleep */
       pthread_cond_signal(&pool->done_cv);
+      pthread_mutex_unlock(&pool->mu);
+    }
   }
-  pthread_mutex_unlock(&pool->mu);
   return NULL;
 }
 
@@ -123,7 +177,7 @@ void kl_threadpool_destroy(kl_threadpool *pool) {
   if (!pool)
     return;
   pthread_mutex_lock(&pool->mu);
-  pool->stop = true;
+  __atomic_store_n(&pool->stop, true, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&pool->work_cv);
   pthread_mutex_unlock(&pool->mu);
   for (int i = 0; i < pool->n_started; i++)
@@ -151,13 +205,13 @@ void kl_parallel_for(kl_threadpool *pool, int64_t n_tasks, int64_t min_chunk, kl
     fn(ctx, 0, n_tasks);
     return;
   }
-  pthread_mutex_lock(&pool->mu);
   pool->fn = fn;
   pool->ctx = ctx;
   pool->n_tasks = n_tasks;
   pool->n_chunks = n_chunks;
-  pool->pending = n_chunks - 1;
-  pool->generation++;
+  __atomic_store_n(&pool->pending, pool->n_threads - 1, __ATOMIC_RELAXED);
+  pthread_mutex_lock(&pool->mu);
+  __atomic_add_fetch(&pool->generation, 1, __ATOMIC_RELEASE); /* publishes the job */
   pthread_cond_broadcast(&pool->work_cv);
   pthread_mutex_unlock(&pool->mu);
 
@@ -165,8 +219,10 @@ void kl_parallel_for(kl_threadpool *pool, int64_t n_tasks, int64_t min_chunk, kl
   chunk_range(n_tasks, n_chunks, 0, &begin, &end);
   fn(ctx, begin, end);
 
-  pthread_mutex_lock(&pool->mu);
-  while (pool->pending > 0)
-    pthread_cond_wait(&pool->done_cv, &pool->mu);
-  pthread_mutex_unlock(&pool->mu);
+  if (!spin_until(all_done, pool, 0)) {
+    pthread_mutex_lock(&pool->mu);
+    while (!all_done(pool, 0))
+      pthread_cond_wait(&pool->done_cv, &pool->mu);
+    pthread_mutex_unlock(&pool->mu);
+  }
 }
