@@ -78,6 +78,12 @@ void kl_codegen_free_names(char **names, int count);
  * dim, an op the backend does not handle, or an unknown target is an error naming it. */
 kl_status kl_codegen_llvm_object(const kl_ir_graph *g, const kl_compile_options *o,
                                  const char *obj_path);
+/* The same lowering, verification and LLVM optimization (o->opt_level) without emitting
+ * anything: no object, no file (o->emit_llvm_path and o->emit_obj_path are ignored). With
+ * out_text, the module's LLVM IR as text (malloc'd, NUL-terminated, *out_len bytes; the caller
+ * frees it); with out_text NULL only the status is wanted (the compile fuzz target). */
+kl_status kl_codegen_llvm_ir(const kl_ir_graph *g, const kl_compile_options *o,
+                             char **out_text, size_t *out_len);
 /* Links obj_path with the artifact runtime archive into so_path (codegen/link.c) using the
  * system C compiler ($CC or cc); the link command's output is part of the error on failure. */
 kl_status kl_codegen_link_shared(const char *obj_path, const kl_compile_options *o,

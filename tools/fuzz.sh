@@ -4,7 +4,9 @@
 # tests/fuzz/RESULTS.md (target, seconds, runs, crashes). A crashing input is left in
 # build-fuzz/tests/fuzz/work_<target>/crash-*: fix the bug, then copy the input to
 # tests/fuzz/regress/<target>/ so every later run (and tools/test.sh) replays it.
-# Usage: tools/fuzz.sh [SECONDS] [TARGET...]   (targets: onnx text_ir kir npy)
+# Usage: tools/fuzz.sh [SECONDS] [TARGET...]   (targets: onnx text_ir kir npy compile)
+# compile (import, -O3, LLVM lowering) needs LLVM 19; it also starts from the ONNX backend node
+# tests' models when the venv has the onnx package (copied once into build-fuzz, one file each).
 # KILN_FUZZ_BUILD names another build folder (default build-fuzz).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,12 +14,27 @@ cd "$root"
 seconds="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(onnx text_ir kir npy)
+all_targets=(onnx text_ir kir npy compile)
+[ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 
 build="${KILN_FUZZ_BUILD:-build-fuzz}"
 if [ ! -f "$build/build.ninja" ]; then
   CC=clang-14 meson setup "$build" -Dfuzz=enabled -Db_sanitize=address,undefined \
     -Db_lundef=false --buildtype=debugoptimized
+fi
+ninja -C "$build" build.ninja >/dev/null # a build folder older than a target learns of it
+if ! grep -q '^tests/fuzz/fuzz_compile:' <<<"$(ninja -C "$build" -t targets all)"; then
+  # no LLVM 19 where meson looked: fuzz_compile was not configured
+  kept=()
+  for t in "${targets[@]}"; do
+    if [ "$t" = compile ]; then
+      echo "fuzz.sh: no LLVM 19 in $build, fuzz_compile skipped" >&2
+    else
+      kept+=("$t")
+    fi
+  done
+  targets=("${kept[@]}")
+  [ ${#targets[@]} -eq 0 ] && exit 1
 fi
 ninja -C "$build" $(printf 'tests/fuzz/fuzz_%s ' "${targets[@]}")
 
@@ -26,7 +43,21 @@ declare -A seeds=(
   [text_ir]="tests/ir/roundtrip tests/ir/errors"
   [kir]="tests/malformed/kir tests/malformed/valid"
   [npy]="tests/malformed/npy tests/malformed/valid"
+  [compile]="tests/onnx/malformed tests/onnx/fixtures tests/cli/data tests/fuzz/seeds/compile"
 )
+node_models=(.venv/lib/python3*/site-packages/onnx/backend/test/data/node/*/model.onnx)
+node_seeds="$build/tests/fuzz/seeds_compile_node"
+if [[ " ${targets[*]} " == *" compile "* ]] && [ -f "${node_models[0]}" ]; then
+  if [ ! -d "$node_seeds" ]; then
+    rm -rf "$node_seeds.tmp"
+    mkdir -p "$node_seeds.tmp"
+    for m in "${node_models[@]}"; do
+      cp "$m" "$node_seeds.tmp/$(basename "$(dirname "$m")").onnx"
+    done
+    mv "$node_seeds.tmp" "$node_seeds"
+  fi
+  seeds[compile]+=" $node_seeds"
+fi
 rows=()
 status=0
 for t in "${targets[@]}"; do
@@ -46,7 +77,7 @@ for t in "${targets[@]}"; do
 done
 # targets not run this time keep their row from the last record
 results=tests/fuzz/RESULTS.md
-for t in onnx text_ir kir npy; do
+for t in "${all_targets[@]}"; do
   if [[ " ${targets[*]} " != *" $t "* ]] && [ -f "$results" ]; then
     old="$(grep "^| fuzz_$t |" "$results" || true)"
     [ -n "$old" ] && rows+=("$old")

@@ -5,7 +5,8 @@
  * <name>_create ... <name>_status_message, each a one-call forward into the artifact runtime
  * (runtime/artifact_rt.c, linked from the runtime archive). Only those have default
  * visibility; everything generated is private, runtime symbols are hidden. The module is
- * verified, optimized with LLVM's default<On> pipeline for the target machine and emitted. */
+ * verified, optimized with LLVM's default<On> pipeline for the target machine and emitted as
+ * an object (kl_codegen_llvm_object) or handed back as text (kl_codegen_llvm_ir). */
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
@@ -311,55 +312,84 @@ static kl_status target_machine(const kl_compile_options *o, LLVMTargetMachineRe
   return s;
 }
 
-kl_status kl_codegen_llvm_object(const kl_ir_graph *g, const kl_compile_options *o,
-                                 const char *obj_path) {
-  if (!g || !o || !obj_path)
-    return kl_status_create(KL_ERR_INVALID_ARGUMENT, "kl_codegen_llvm_object: NULL argument");
+/* Frees what build_module made (everything it may have left half-made too). */
+static void free_lowering(kl_llvm_lower *L, LLVMTargetMachineRef tm) {
+  if (L->b)
+    LLVMDisposeBuilder(L->b);
+  if (L->m)
+    LLVMDisposeModule(L->m);
+  if (L->ctx)
+    LLVMContextDispose(L->ctx);
+  if (tm)
+    LLVMDisposeTargetMachine(tm);
+  kl_memory_plan_destroy(L->plan);
+  free(L->tensors);
+  free(L->tid);
+  for (int i = 0; i < L->n_weights; i++)
+    free(L->weight_owned[i]);
+  free(L->weights);
+  free(L->weight_src);
+  free(L->weight_data);
+  free(L->weight_bytes);
+  free(L->weight_owned);
+  free(L->weight_used);
+  free(L->packed_of);
+  free(L->packed_with);
+}
+
+/* The module of g for o's target: lowered, verified and optimized with LLVM's default<On>
+ * pipeline. *L and *out_tm are set even on an error; the caller frees them with free_lowering.
+ * fn names the public entry point in the messages about its arguments. */
+static kl_status build_module(const kl_ir_graph *g, const kl_compile_options *o, const char *fn,
+                              kl_llvm_lower *L, LLVMTargetMachineRef *out_tm) {
+  *L = (kl_llvm_lower){.g = g, .o = o};
+  *out_tm = NULL;
+  if (!g || !o)
+    return kl_status_create(KL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
   const char *name = o->name ? o->name : "net";
   if (!kl_codegen_valid_model_name(name))
     return kl_status_create(KL_ERR_INVALID_ARGUMENT,
                             "model name \"%s\" is not a usable C identifier", name);
   if (o->target != KL_TARGET_CPU)
-    return kl_status_create(KL_ERR_UNSUPPORTED, "kl_codegen_llvm_object makes CPU objects only");
+    return kl_status_create(KL_ERR_UNSUPPORTED, "%s makes CPU code only", fn);
   if (o->opt_level < 0 || o->opt_level > 3)
     return kl_status_create(KL_ERR_INVALID_ARGUMENT, "optimization level %d is not 0..3",
                             o->opt_level);
-  LLVMTargetMachineRef tm = NULL;
-  KL_RETURN_IF_ERROR(target_machine(o, &tm));
+  KL_RETURN_IF_ERROR(target_machine(o, out_tm));
+  LLVMTargetMachineRef tm = *out_tm;
 
-  kl_llvm_lower L = {.g = g, .o = o, .name = name};
-  L.ctx = LLVMContextCreate();
-  L.m = LLVMModuleCreateWithNameInContext(name, L.ctx);
-  L.b = LLVMCreateBuilderInContext(L.ctx);
-  L.i8 = LLVMInt8TypeInContext(L.ctx);
-  L.i32 = LLVMInt32TypeInContext(L.ctx);
-  L.i64 = LLVMInt64TypeInContext(L.ctx);
-  L.ptr = LLVMPointerTypeInContext(L.ctx, 0);
+  L->name = name;
+  L->ctx = LLVMContextCreate();
+  L->m = LLVMModuleCreateWithNameInContext(name, L->ctx);
+  L->b = LLVMCreateBuilderInContext(L->ctx);
+  L->i8 = LLVMInt8TypeInContext(L->ctx);
+  L->i32 = LLVMInt32TypeInContext(L->ctx);
+  L->i64 = LLVMInt64TypeInContext(L->ctx);
+  L->ptr = LLVMPointerTypeInContext(L->ctx, 0);
   char *triple = LLVMGetTargetMachineTriple(tm);
-  LLVMSetTarget(L.m, triple);
+  LLVMSetTarget(L->m, triple);
   LLVMDisposeMessage(triple);
   LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
-  LLVMSetModuleDataLayout(L.m, layout);
+  LLVMSetModuleDataLayout(L->m, layout);
   LLVMDisposeTargetData(layout);
 
   double t0 = now_ms();
-  kl_status s = kl_llvm_lower_graph(&L);
+  kl_status s = kl_llvm_lower_graph(L);
   if (!s)
-    s = kl_llvm_emit_abi(&L);
+    s = kl_llvm_emit_abi(L);
   report_time(o, "lower", t0);
   char *err = NULL;
-  if (!s && LLVMVerifyModule(L.m, LLVMReturnStatusAction, &err))
+  if (!s && LLVMVerifyModule(L->m, LLVMReturnStatusAction, &err))
     s = kl_status_create(KL_ERR_INTERNAL, "the generated LLVM module does not verify: %s",
                          err ? err : "");
   LLVMDisposeMessage(err);
-  err = NULL;
   if (!s) {
     progress(o, "optimize", 0, 1);
     t0 = now_ms();
     char pipeline[32];
     snprintf(pipeline, sizeof pipeline, "default<O%d>", o->opt_level);
     LLVMPassBuilderOptionsRef popts = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef e = LLVMRunPasses(L.m, pipeline, tm, popts);
+    LLVMErrorRef e = LLVMRunPasses(L->m, pipeline, tm, popts);
     LLVMDisposePassBuilderOptions(popts);
     if (e) {
       char *msg = LLVMGetErrorMessage(e);
@@ -370,6 +400,17 @@ kl_status kl_codegen_llvm_object(const kl_ir_graph *g, const kl_compile_options 
     if (!s)
       progress(o, "optimize", 1, 1);
   }
+  return s;
+}
+
+kl_status kl_codegen_llvm_object(const kl_ir_graph *g, const kl_compile_options *o,
+                                 const char *obj_path) {
+  if (!obj_path)
+    return kl_status_create(KL_ERR_INVALID_ARGUMENT, "kl_codegen_llvm_object: NULL argument");
+  kl_llvm_lower L;
+  LLVMTargetMachineRef tm;
+  kl_status s = build_module(g, o, "kl_codegen_llvm_object", &L, &tm);
+  char *err = NULL;
   if (!s && o->emit_llvm_path && LLVMPrintModuleToFile(L.m, o->emit_llvm_path, &err))
     s = kl_status_create(KL_ERR_IO, "cannot write LLVM IR to %s: %s", o->emit_llvm_path,
                          err ? err : "");
@@ -377,7 +418,7 @@ kl_status kl_codegen_llvm_object(const kl_ir_graph *g, const kl_compile_options 
   err = NULL;
   if (!s) {
     progress(o, "emit", 0, 1);
-    t0 = now_ms();
+    double t0 = now_ms();
     if (LLVMTargetMachineEmitToFile(tm, L.m, (char *)obj_path, LLVMObjectFile, &err))
       s = kl_status_create(KL_ERR_IO, "cannot write the object %s: %s", obj_path,
                            err ? err : "");
@@ -386,22 +427,30 @@ kl_status kl_codegen_llvm_object(const kl_ir_graph *g, const kl_compile_options 
     if (!s)
       progress(o, "emit", 1, 1);
   }
-  LLVMDisposeBuilder(L.b);
-  LLVMDisposeModule(L.m);
-  LLVMContextDispose(L.ctx);
-  LLVMDisposeTargetMachine(tm);
-  kl_memory_plan_destroy(L.plan);
-  free(L.tensors);
-  free(L.tid);
-  for (int i = 0; i < L.n_weights; i++)
-    free(L.weight_owned[i]);
-  free(L.weights);
-  free(L.weight_src);
-  free(L.weight_data);
-  free(L.weight_bytes);
-  free(L.weight_owned);
-  free(L.weight_used);
-  free(L.packed_of);
-  free(L.packed_with);
+  free_lowering(&L, tm);
+  return s;
+}
+
+kl_status kl_codegen_llvm_ir(const kl_ir_graph *g, const kl_compile_options *o,
+                             char **out_text, size_t *out_len) {
+  if (out_text)
+    *out_text = NULL;
+  if (out_len)
+    *out_len = 0;
+  kl_llvm_lower L;
+  LLVMTargetMachineRef tm;
+  kl_status s = build_module(g, o, "kl_codegen_llvm_ir", &L, &tm);
+  if (!s && out_text) {
+    char *text = LLVMPrintModuleToString(L.m);
+    size_t len = strlen(text);
+    *out_text = malloc(len + 1);
+    if (!*out_text)
+      kl_fatal_oom();
+    memcpy(*out_text, text, len + 1);
+    LLVMDisposeMessage(text);
+    if (out_len)
+      *out_len = len;
+  }
+  free_lowering(&L, tm);
   return s;
 }

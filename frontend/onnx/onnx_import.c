@@ -564,7 +564,9 @@ static kl_status inline_function(kl_onnx_node_ctx *c, const Onnx__FunctionProto 
 
 static kl_status convert_node(kl_onnx_importer *imp, const Onnx__NodeProto *node, kl_ir_block *b,
                               kl_onnx_scope *scope, int64_t opset, const char *prefix) {
-  kl_ir_value *in_buf[16], *out_buf[16];
+  /* Zeroed: a mapping passes c->in with its op's arity, so for a node with fewer inputs the
+   * slots past n_in (up to 16) must read as absent, which kl_onnx_emit then reports. */
+  kl_ir_value *in_buf[16] = {0}, *out_buf[16] = {0};
   size_t n_in = node->n_input, n_out = node->n_output;
   kl_ir_value **in = n_in <= 16 ? in_buf : calloc(n_in, sizeof *in);
   kl_ir_value **out = n_out <= 16 ? out_buf : calloc(n_out, sizeof *out);

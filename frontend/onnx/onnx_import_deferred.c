@@ -315,8 +315,9 @@ static kl_status expand_with(kl_ir_node *n, const Onnx__NodeProto *np, int64_t o
   kl_onnx_import_options_init(&imp.opts);
   imp.budget = imp.opts.max_total_bytes;
   imp.opset = opset;
-  kl_ir_value **in = calloc(np->n_input + 1, sizeof *in);
-  kl_ir_value **out = calloc(np->n_output + 1, sizeof *out);
+  /* At least 16 slots each, NULL past the node's own, as convert_node gives a mapping. */
+  kl_ir_value **in = calloc(np->n_input < 16 ? 16 : np->n_input, sizeof *in);
+  kl_ir_value **out = calloc(np->n_output < 16 ? 16 : np->n_output, sizeof *out);
   if (!in || !out)
     kl_fatal_oom();
   for (size_t i = 0, k = 0; i < np->n_input; i++)

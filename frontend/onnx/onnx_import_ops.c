@@ -541,8 +541,16 @@ static kl_status pads_2d(kl_onnx_node_ctx *c, kl_ir_value *x, const int64_t *ker
     if (!kl_ir_dim_is_static(dim))
       return kl_onnx_node_error(c, KL_ERR_UNSUPPORTED, "auto_pad %s needs a static spatial "
                                 "size", auto_pad);
-    int64_t in = dim.size, out = (in + stride[d] - 1) / stride[d];
-    int64_t total = (out - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1 - in;
+    if (stride[d] < 1 || dilation[d] < 1 || kernel[d] < 1)
+      return kl_onnx_node_error(c, KL_ERR_INVALID_ARGUMENT, "auto_pad %s: strides, dilations "
+                                "and the kernel size must be positive", auto_pad);
+    /* out = ceil(in / stride); total = (out - 1) * stride + (kernel - 1) * dilation + 1 - in */
+    int64_t in = dim.size, out = in / stride[d] + (in % stride[d] != 0), total, reach;
+    if (!kl_mul_i64(out - 1, stride[d], &total) ||
+        !kl_mul_i64(kernel[d] - 1, dilation[d], &reach) || !kl_add_i64(total, reach, &total) ||
+        !kl_add_i64(total, 1 - in, &total))
+      return kl_onnx_node_error(c, KL_ERR_INVALID_ARGUMENT, "auto_pad %s: the padding of "
+                                "spatial dim %d overflows", auto_pad, d);
     if (total < 0)
       total = 0;
     int64_t small = total / 2, big = total - small;

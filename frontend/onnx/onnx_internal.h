@@ -95,9 +95,9 @@ typedef struct kl_onnx_node_ctx {
   kl_ir_block *block;
   kl_onnx_scope *scope;
   int64_t opset;
-  kl_ir_value **in;
+  kl_ir_value **in; /* n_in entries (NULL: an absent input); at least 16, NULL past n_in */
   int n_in;
-  kl_ir_value **out;
+  kl_ir_value **out; /* the mapping's results; at least 16 slots, as in */
   int n_out;
 } kl_onnx_node_ctx;
 

@@ -2,7 +2,8 @@
  * lowered to an object with kl_codegen_llvm_object, linked into a .so with the artifact runtime,
  * loaded through the descriptor and run, with one thread and with several; outputs are compared
  * with kl_interp_run on the unoptimized graph (rtol 1e-4, atol 1e-5). Also: an aarch64 object
- * for a non-host triple, and the errors for a symbolic shape, control flow and a bad name. */
+ * for a non-host triple, the module as text (kl_codegen_llvm_ir), and the errors for a
+ * symbolic shape, control flow and a bad name. */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -551,6 +552,31 @@ static void test_aarch64_object(void) {
   kl_ir_graph_destroy(g);
 }
 
+/* kl_codegen_llvm_ir: the module as text, no file written; errors as for an object. */
+static void test_llvm_ir_text(void) {
+  kl_ir_graph *g = NULL;
+  CHECK_OK(kl_ir_parse(small_graph, strlen(small_graph), NULL, &g));
+  if (!g)
+    return;
+  kl_compile_options o = {.name = "txt", .triple = "x86_64-linux-gnu", .cpu = "x86-64"};
+  char *text = NULL;
+  size_t len = 0;
+  CHECK_OK(kl_codegen_llvm_ir(g, &o, &text, &len));
+  CHECK(text != NULL && strlen(text) == len);
+  CHECK(text && strstr(text, "target triple = \"x86_64") != NULL);
+  CHECK(text && strstr(text, "define i32 @txt_run(") != NULL);
+  CHECK(text && strstr(text, "@kiln_model_txt") != NULL);
+  free(text);
+  CHECK_OK(kl_codegen_llvm_ir(g, &o, NULL, NULL)); /* status only */
+  kl_compile_options bad_level = {.name = "txt", .opt_level = 4};
+  text = (char *)"untouched";
+  kl_status s = kl_codegen_llvm_ir(g, &bad_level, &text, &len);
+  CHECK_EQ_INT(kl_status_code_of(s), KL_ERR_INVALID_ARGUMENT);
+  CHECK(text == NULL && len == 0);
+  kl_status_destroy(s);
+  kl_ir_graph_destroy(g);
+}
+
 static void expect_error(const char *text, const kl_compile_options *o, kl_status_code code,
                          const char *substr) {
   kl_ir_graph *g = NULL;
@@ -651,6 +677,7 @@ int main(int argc, char **argv) {
   }
   test_errors();
   test_aarch64_object();
+  test_llvm_ir_text();
   test_mlp();
   test_conv_bn_relu();
   test_elementwise_broadcast();

@@ -11,18 +11,22 @@
 
 #include "runtime/limits.h"
 
-static inline void kl_fuzz_set_limits(void) {
+/* max_nodes: 100,000 for the readers; fuzz_compile takes fewer, since the passes and LLVM
+ * do more work per node than a reader does. */
+static inline void kl_fuzz_set_limits_nodes(uint64_t max_nodes) {
   kl_limits l;
   kl_limits_defaults(&l);
   l.max_tensor_bytes = (uint64_t)16 << 20;
   l.max_total_bytes = (uint64_t)1 << 20;
   l.max_fold_bytes = (uint64_t)1 << 20;
-  l.max_nodes = 100000;
+  l.max_nodes = max_nodes;
   kl_status s = kl_limits_set(&l);
   if (s) {
     fprintf(stderr, "fuzz: %s\n", kl_status_message(s));
     abort();
   }
 }
+
+static inline void kl_fuzz_set_limits(void) { kl_fuzz_set_limits_nodes(100000); }
 
 #endif

@@ -252,6 +252,19 @@ def main():
           model_of([helper.make_node("Reshape", ["x"], ["y"], name="rs")],
                    [vi("x", [2, 3])], [vi("y", [6])]),
           "format", "node 'rs' (Reshape): input 1 is missing")
+    # found by fuzz_compile: Gather with one input; the mapping read its second input from an
+    # uninitialized slot past the node's input list
+    write("gather_one_input.onnx",
+          model_of([helper.make_node("Gather", ["x"], ["y"], name="ga")],
+                   [vi("x", [2, 3])], [vi("y", None)]),
+          "invalid", "node 'ga' (Gather): a required input is missing")
+    # found by fuzz_compile: auto_pad SAME divided the spatial size by a zero stride
+    write("conv_same_stride_zero.onnx",
+          model_of([helper.make_node("Conv", ["x", "w"], ["y"], name="cv", auto_pad="SAME_UPPER",
+                                     strides=[0, 1])],
+                   [vi("x", [1, 1, 4, 4]), vi("w", [1, 1, 3, 3])], [vi("y", None)]),
+          "invalid", "node 'cv' (Conv): auto_pad SAME_UPPER: strides, dilations and the kernel "
+          "size must be positive")
     # found by fuzz_onnx: Trilu built its mask with a loop over rows, so a zero-column input
     # of 10^12 rows hung the import
     write("trilu_zero_dim.onnx",
