@@ -52,6 +52,8 @@ typedef struct kl_compile_options {
   const char *cuda_arch; /* "sm_90"; NULL: sm_80 */
   int opt_level;         /* 0..3: LLVM's optimization level (the graph passes are the caller's) */
   bool no_winograd;      /* 3x3 convolutions as GEMMs only, never by Winograd's F(2x2, 3x3) */
+  bool no_fuse_epilogue; /* a residual add and activation after a convolution as passes of
+                            their own, not applied by the convolution as it stores */
   const char *emit_llvm_path; /* if set, also write the optimized LLVM IR there */
   const char *emit_obj_path;  /* if set, keep the object file there */
   FILE *time_report;     /* if set, per-stage times are printed there */

@@ -55,10 +55,31 @@ typedef struct kl_sgemm_b_source {
   const void *ctx;
 } kl_sgemm_b_source;
 
+/* What a convolution or product may do to each finished element c of its output before it is
+ * stored for good (fused from the graph by a compiler): c += residual (when not NULL), then the
+ * activation: clamp to [lo, hi] (relu, relu6, hardtanh, clamp; nan stays nan) or silu
+ * (c * sigmoid(c)). residual is indexed like the output it goes with. */
+typedef enum kl_sgemm_act {
+  KL_SGEMM_ACT_NONE,
+  KL_SGEMM_ACT_CLAMP,
+  KL_SGEMM_ACT_SILU,
+} kl_sgemm_act;
+
+typedef struct kl_sgemm_epilogue {
+  const float *residual;
+  kl_sgemm_act act;
+  float lo, hi;
+} kl_sgemm_epilogue;
+
+/* Applies e to the rows x cols block c (row stride ld) at element offset off of its output:
+ * residual elements are read at e->residual + off + i * ld + j. */
+void kl_sgemm_epilogue_apply(const kl_sgemm_epilogue *e, float *c, int64_t off, int64_t rows,
+                             int64_t cols, int64_t ld);
+
 /* One product C (M, N) = [C +] [row_bias +] [col_bias +] A @ B. A is packed_a (kl_sgemm_pack_a)
  * or a; B is packed_b, else b_source, else b. row_bias (M values, one per row of C) and
  * col_bias (N values, one per column), each NULL for none, start each sum when not
- * accumulating. */
+ * accumulating. The epilogue, when set, is applied to each element once its sum is complete. */
 typedef struct kl_sgemm_problem {
   int64_t M, N, K;
   kl_sgemm_operand a;
@@ -70,6 +91,7 @@ typedef struct kl_sgemm_problem {
   float *C;
   int64_t ldc;
   bool accumulate;
+  const kl_sgemm_epilogue *epilogue; /* NULL: none; its residual is indexed like C */
 } kl_sgemm_problem;
 
 /* Computes the rows [m_begin, m_end) and columns [n_begin, n_end) of pr's C (m_begin a multiple

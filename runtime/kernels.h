@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "gemm.h"
 #include "status.h"
 #include "tensor.h"
 
@@ -165,12 +166,12 @@ typedef struct kl_rt_winograd_split {
 void kl_rt_conv2d_winograd_split(const kl_rt_conv2d_dims *d, int threads,
                                  kl_rt_winograd_split *out);
 /* One task: image n, tile block block, channel block co_block of checked operands; u_packed
- * from kl_rt_conv2d_winograd_pack; bias may be NULL. Any split gives the same bits. False
- * when scratch memory cannot be had. */
+ * from kl_rt_conv2d_winograd_pack; bias and epi (runtime/gemm.h, its residual indexed like y)
+ * may be NULL. Any split gives the same bits. False when scratch memory cannot be had. */
 bool kl_rt_conv2d_winograd_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
                                 const kl_rt_winograd_split *sp, const float *x,
                                 const float *u_packed, const float *bias, float *y, int64_t n,
-                                int64_t block, int64_t co_block);
+                                int64_t block, int64_t co_block, const kl_sgemm_epilogue *epi);
 /* True when kl_rt_conv2d computes an f32 convolution of these weights as a GEMM (all but the
  * depthwise and narrow grouped ones its direct kernel takes), so that packed weights serve it. */
 bool kl_rt_conv2d_uses_gemm(const int64_t *w_shape, int64_t groups);
@@ -178,11 +179,13 @@ bool kl_rt_conv2d_uses_gemm(const int64_t *w_shape, int64_t groups);
  * g, the output channels [m_begin, m_end) of the group and the output pixels [p_begin, p_end)
  * of Ho * Wo only; m_begin is a multiple of KL_SGEMM_MR and p_begin of KL_SGEMM_NR
  * (runtime/gemm.h). The weights are w_packed when not NULL, else w. Any split gives the same
- * bits. Returns false when scratch memory cannot be had. */
+ * bits. epi (NULL for none; its residual indexed like y) is applied to each output element.
+ * Returns false when scratch memory cannot be had. */
 bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
                            const float *x, const float *w, const float *w_packed,
                            const float *bias, float *y, int64_t n, int64_t g, int64_t m_begin,
-                           int64_t m_end, int64_t p_begin, int64_t p_end);
+                           int64_t m_end, int64_t p_begin, int64_t p_end,
+                           const kl_sgemm_epilogue *epi);
 
 /* ---- normalization ------------------------------------------------------------------- */
 /* Inference batch norm over dim 1: y = (x - mean) / sqrt(var + eps) * weight + bias. */

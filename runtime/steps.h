@@ -77,7 +77,7 @@ typedef struct kl_step_binary_params {
   int32_t op; /* kl_rt_binary_op */
 } kl_step_binary_params;
 
-/* conv2d: in = x, w, bias? (kl_rt_conv2d). With w_packed (set by a compiler, never by the
+/* conv2d: in = x, w, bias?, residual? (kl_rt_conv2d). With w_packed (set by a compiler, never by the
  * encoder), in[1] is instead a 1-D f32 tensor of the weights packed by kl_rt_conv2d_pack
  * (KL_STEP_CONV_GEMM; f32 GEMM convolutions, kl_rt_conv2d_uses_gemm) or transformed by
  * kl_rt_conv2d_winograd_pack (KL_STEP_CONV_WINOGRAD; kl_rt_conv2d_winograd_fits), and w_shape
@@ -87,6 +87,12 @@ typedef struct kl_step_conv2d_params {
   kl_rt_conv2d_params conv;
   int32_t w_packed; /* KL_STEP_CONV_* */
   int64_t w_shape[4];
+  /* A fused epilogue (set by a compiler, never by the encoder; f32 only): with residual, in[3]
+   * is a tensor of y's shape added to each output element, then act (kl_sgemm_act of
+   * runtime/gemm.h) with lo, hi is applied. */
+  int32_t act;
+  float lo, hi;
+  bool residual;
 } kl_step_conv2d_params;
 
 /* matmul: in = a, b (kl_rt_matmul). With b_packed (set by a compiler, never by the encoder, for

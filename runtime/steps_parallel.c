@@ -391,6 +391,7 @@ typedef struct conv_gemm_job {
   kl_rt_conv2d_params p;
   const float *x, *w, *w_packed, *bias;
   float *y;
+  const kl_sgemm_epilogue *epi;
   int64_t m_block, n_m, p_block, n_p; /* channels per task and blocks; pixels likewise */
   bool oom;
 } conv_gemm_job;
@@ -402,7 +403,7 @@ static void conv_gemm_tasks(void *ctx, int64_t begin, int64_t end) {
     int64_t g = ng % j->d.groups, n = ng / j->d.groups;
     if (!kl_rt_conv2d_f32_part(&j->d, &j->p, j->x, j->w, j->w_packed, j->bias, j->y, n, g,
                                mb * j->m_block, (mb + 1) * j->m_block, pb * j->p_block,
-                               (pb + 1) * j->p_block))
+                               (pb + 1) * j->p_block, j->epi))
       __atomic_store_n(&j->oom, true, __ATOMIC_RELAXED);
   }
 }
@@ -432,6 +433,7 @@ typedef struct conv_winograd_job {
   kl_rt_winograd_split split;
   const float *x, *u, *bias;
   float *y;
+  const kl_sgemm_epilogue *epi;
   bool oom;
 } conv_winograd_job;
 
@@ -441,7 +443,7 @@ static void conv_winograd_tasks(void *ctx, int64_t begin, int64_t end) {
     int64_t cb = t % j->split.n_co_blocks, rest = t / j->split.n_co_blocks;
     int64_t block = rest % j->split.n_tile_blocks, n = rest / j->split.n_tile_blocks;
     if (!kl_rt_conv2d_winograd_part(&j->d, &j->p, &j->split, j->x, j->u, j->bias, j->y, n,
-                                    block, cb))
+                                    block, cb, j->epi))
       __atomic_store_n(&j->oom, true, __ATOMIC_RELAXED);
   }
 }
@@ -485,6 +487,7 @@ typedef struct conv_direct_job {
   const kl_tensor *x, *w, *bias;
   kl_tensor *y;
   kl_rt_conv2d_params p;
+  const kl_sgemm_epilogue *epi; /* its residual indexed like y */
   int64_t Cin, H, W, Cout, Kh, Kw, Ho, Wo, Cg, Cog;
   kl_status err;
 } conv_direct_job;
@@ -503,8 +506,16 @@ static void conv_direct_run(conv_direct_job *j, int64_t n, int64_t c0, int64_t c
   view_of(&wv, j->w, 4, wsh, c0 * j->Cg * j->Kh * j->Kw);
   if (j->bias)
     view_of(&bv, j->bias, 1, &nc, c0);
-  view_of(&yv, j->y, 4, ysh, (n * j->Cout + c0) * j->Ho * j->Wo);
-  keep_first(&j->err, kl_rt_conv2d_direct_f32(&xv, &wv, j->bias ? &bv : NULL, &q, &yv));
+  int64_t y_off = (n * j->Cout + c0) * j->Ho * j->Wo;
+  view_of(&yv, j->y, 4, ysh, y_off);
+  kl_sgemm_epilogue e; /* indexed like the view */
+  if (j->epi) {
+    e = *j->epi;
+    if (e.residual)
+      e.residual += y_off;
+  }
+  keep_first(&j->err,
+             kl_rt_conv2d_direct_f32(&xv, &wv, j->bias ? &bv : NULL, &q, &yv, j->epi ? &e : NULL));
 }
 
 static void conv_direct_tasks(void *ctx, int64_t begin, int64_t end) {
@@ -523,18 +534,57 @@ static void conv_direct_tasks(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* Operands checked by the caller. */
 static kl_status conv_direct(const kl_step_env *env, const kl_tensor *x, const kl_tensor *w,
-                             const kl_tensor *bias, const kl_rt_conv2d_params *p, kl_tensor *y) {
-  conv_direct_job j = {.x = x, .w = w, .bias = bias, .y = y, .p = *p};
+                             const kl_tensor *bias, const kl_rt_conv2d_params *p, kl_tensor *y,
+                             const kl_sgemm_epilogue *epi) {
+  conv_direct_job j = {.x = x, .w = w, .bias = bias, .y = y, .p = *p, .epi = epi};
   j.Cin = x->shape[1], j.H = x->shape[2], j.W = x->shape[3];
   j.Cout = w->shape[0], j.Kh = w->shape[2], j.Kw = w->shape[3];
   j.Ho = y->shape[2], j.Wo = y->shape[3];
   j.Cg = w->shape[1], j.Cog = j.Cout / p->groups;
   int64_t planes = x->shape[0] * j.Cout, plane_work = j.Ho * j.Wo * j.Cg * j.Kh * j.Kw;
-  if (planes < 2 || planes * plane_work < MIN_PARALLEL_WORK)
-    return kl_rt_conv2d(x, w, bias, p, y);
+  if (planes < 2 || planes * plane_work < MIN_PARALLEL_WORK || pool_threads(env) <= 1)
+    return y->numel ? kl_rt_conv2d_direct_f32(x, w, bias, p, y, epi) : NULL;
   kl_parallel_for(env->pool, planes, clamp_chunk(plane_work), conv_direct_tasks, &j);
   return j.err;
+}
+
+/* The fused epilogue of p for output y: *out NULL when there is none. */
+static kl_status conv_epilogue(const kl_step_conv2d_params *p, kl_tensor *const *in, int n_in,
+                               const kl_tensor *y, kl_sgemm_epilogue *e,
+                               const kl_sgemm_epilogue **out) {
+  *out = NULL;
+  if (p->act == KL_SGEMM_ACT_NONE && !p->residual)
+    return NULL;
+  if (p->act < KL_SGEMM_ACT_NONE || p->act > KL_SGEMM_ACT_SILU || y->dtype != KL_F32)
+    return kl_status_create(KL_ERR_INVALID_ARGUMENT,
+                            "conv2d step: fused activation %d on a %s output is not one it has",
+                            (int)p->act, kl_dtype_ir_name(y->dtype));
+  const kl_tensor *r = NULL;
+  if (p->residual) {
+    r = n_in > 3 ? in[3] : NULL;
+    bool ok = r && r->dtype == KL_F32 && r->rank == y->rank && r->numel == y->numel;
+    for (int d = 0; ok && d < y->rank; d++)
+      ok = r->shape[d] == y->shape[d];
+    const float *rd = ok ? r->data : NULL, *yd = y->data;
+    if (ok && y->numel && rd < yd + y->numel && yd < rd + y->numel)
+      ok = false; /* the output would overwrite the residual before it is read */
+    if (!ok)
+      return kl_status_create(KL_ERR_INVALID_ARGUMENT,
+                              "conv2d step: the fused residual (input 3) is missing, not f32, "
+                              "not of the output's shape, or overlaps the output");
+  }
+  *e = (kl_sgemm_epilogue){r ? r->data : NULL, (kl_sgemm_act)p->act, p->lo, p->hi};
+  *out = e;
+  return NULL;
+}
+
+/* s, with epi applied to all of y when s is OK (paths without a fused store). */
+static kl_status whole_epilogue(kl_status s, const kl_sgemm_epilogue *epi, kl_tensor *y) {
+  if (!s && epi)
+    kl_sgemm_epilogue_apply(epi, y->data, 0, 1, y->numel, y->numel);
+  return s;
 }
 
 STEP(conv2d) {
@@ -542,9 +592,12 @@ STEP(conv2d) {
   if (!params)
     return kl_status_create(KL_ERR_INVALID_ARGUMENT, "conv2d step: no parameter block");
   memcpy(&p, params, sizeof p);
-  KL_RETURN_IF_ERROR(check_counts("conv2d", in, n_in, 2, 3, out, n_out));
+  KL_RETURN_IF_ERROR(check_counts("conv2d", in, n_in, 2, p.residual ? 4 : 3, out, n_out));
   const kl_tensor *x = in[0], *w = in[1], *bias = n_in > 2 ? in[2] : NULL;
   kl_tensor *y = out[0];
+  kl_sgemm_epilogue epi_store;
+  const kl_sgemm_epilogue *epi;
+  KL_RETURN_IF_ERROR(conv_epilogue(&p, in, n_in, y, &epi_store, &epi));
   int threads = pool_threads(env);
   kl_tensor w_shape_only;
   const float *w_packed = NULL;
@@ -583,7 +636,7 @@ STEP(conv2d) {
     if (y->numel == 0)
       return NULL;
     conv_winograd_job j = {.d = d, .p = p.conv, .x = x->data, .u = w_packed,
-                           .bias = bias ? bias->data : NULL, .y = y->data};
+                           .bias = bias ? bias->data : NULL, .y = y->data, .epi = epi};
     kl_rt_conv2d_winograd_split(&d, threads, &j.split);
     int64_t tasks = d.N * j.split.n_tile_blocks * j.split.n_co_blocks;
     if (threads <= 1 || tasks < 2)
@@ -599,7 +652,8 @@ STEP(conv2d) {
     if (y->numel == 0)
       return NULL;
     conv_gemm_job j = {.d = d, .p = p.conv, .x = x->data, .w = w_packed ? NULL : w->data,
-                       .w_packed = w_packed, .bias = bias ? bias->data : NULL, .y = y->data};
+                       .w_packed = w_packed, .bias = bias ? bias->data : NULL, .y = y->data,
+                       .epi = epi};
     int64_t work = d.N * d.Cout * d.Ho * d.Wo * d.Cg * d.Kh * d.Kw;
     conv_gemm_split(&j, work < MIN_PARALLEL_WORK ? 1 : threads);
     int64_t tasks = d.N * d.groups * j.n_m * j.n_p;
@@ -609,9 +663,13 @@ STEP(conv2d) {
       kl_parallel_for(env->pool, tasks, 1, conv_gemm_tasks, &j);
     return j.oom ? kl_status_create(KL_ERR_OUT_OF_MEMORY, "conv2d: out of memory") : NULL;
   }
+  if (x->rank == 4 && w->rank == 4 && kl_rt_conv2d_direct_fits(x, w, p.conv.groups)) {
+    KL_RETURN_IF_ERROR(kl_rt_conv2d_check(x, w, bias, &p.conv, y, &d));
+    return conv_direct(env, x, w, bias, &p.conv, y, epi);
+  }
   if (threads <= 1 || x->rank != 4 || y->rank != 4 || w->rank != 4 || y->numel == 0 ||
       x->shape[0] != y->shape[0])
-    return kl_rt_conv2d(x, w, bias, &p.conv, y);
+    return whole_epilogue(kl_rt_conv2d(x, w, bias, &p.conv, y), epi, y);
   /* The kernel checks everything else on a batch of zero images, at no cost. */
   kl_tensor x0, y0;
   int64_t x0sh[4] = {0, x->shape[1], x->shape[2], x->shape[3]},
@@ -619,9 +677,6 @@ STEP(conv2d) {
   view_of(&x0, x, 4, x0sh, 0);
   view_of(&y0, y, 4, y0sh, 0);
   KL_RETURN_IF_ERROR(kl_rt_conv2d(&x0, w, bias, &p.conv, &y0));
-
-  if (kl_rt_conv2d_direct_fits(x, w, p.conv.groups))
-    return conv_direct(env, x, w, bias, &p.conv, y);
 
   conv_job j = {.x = x, .w = w, .bias = bias, .y = y, .p = p.conv};
   j.p.groups = 1;
@@ -633,7 +688,7 @@ STEP(conv2d) {
   int64_t N = x->shape[0];
   int64_t chan_work = j.Ho * j.Wo * j.Cg * j.Kh * j.Kw; /* multiply-adds per output channel */
   if (N * j.Cout * chan_work < MIN_PARALLEL_WORK)
-    return kl_rt_conv2d(x, w, bias, &p.conv, y);
+    return whole_epilogue(kl_rt_conv2d(x, w, bias, &p.conv, y), epi, y);
   /* blocks of output channels only when images x groups cannot occupy every thread */
   int64_t units = N * j.groups, want = threads;
   j.n_blocks = units >= want ? 1 : (want + units - 1) / units;
@@ -642,7 +697,7 @@ STEP(conv2d) {
   j.block = (j.Cog + j.n_blocks - 1) / j.n_blocks;
   j.n_blocks = (j.Cog + j.block - 1) / j.block;
   kl_parallel_for(env->pool, units * j.n_blocks, 1, conv_tasks, &j);
-  return j.err;
+  return whole_epilogue(j.err, epi, y);
 }
 
 /* ---- attention -------------------------------------------------------------------------- */

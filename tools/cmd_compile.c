@@ -29,6 +29,9 @@ static const kl_cli_option compile_options[] = {
     {"no-winograd", 0, NULL,
      "compute 3x3 convolutions as GEMMs only, never by Winograd's F(2x2, 3x3) (which reorders "
      "their sums: results differ from the interpreter's in the last bits)"},
+    {"no-fuse-epilogue", 0, NULL,
+     "run a residual add and activation after a convolution as a pass of their own instead of "
+     "applying them as the convolution stores its output (for comparing the two)"},
     {"emit-llvm", 0, "OUT.ll", "also write the optimized LLVM IR"},
     {"emit-obj", 0, "OUT.o", "also write (keep) the object file; without -o only the object"},
     {"time-passes", 0, NULL, "print the time of each pass and compile stage to stderr"},
@@ -153,6 +156,7 @@ static int compile_run(const kl_cli_command *cmd, int argc, char **argv) {
   c.codegen.cpu = kl_cli_value(cmd, &args, "cpu");
   c.codegen.features = kl_cli_value(cmd, &args, "features");
   c.codegen.no_winograd = kl_cli_flag(cmd, &args, "no-winograd");
+  c.codegen.no_fuse_epilogue = kl_cli_flag(cmd, &args, "no-fuse-epilogue");
   c.codegen.emit_llvm_path = kl_cli_value(cmd, &args, "emit-llvm");
   c.codegen.emit_obj_path = emit_obj;
   c.time_passes = kl_cli_flag(cmd, &args, "time-passes") ? stderr : NULL;
@@ -172,7 +176,8 @@ const kl_cli_command kl_cmd_compile = {
     .summary = "compile a model into a standalone shared library (and C header)",
     .synopsis = "MODEL -o LIB.so [--name NAME] [--header NET.h] [--bind NAME=FILE.npy ...] "
                 "[-O0..-O3] [--target-triple T] "
-                "[--cpu C] [--features F] [--no-winograd] [--emit-llvm OUT.ll] [--emit-obj OUT.o] "
+                "[--cpu C] [--features F] [--no-winograd] [--no-fuse-epilogue] [--emit-llvm OUT.ll] "
+                "[--emit-obj OUT.o] "
                 "[--time-passes] "
                 "[--target cuda [--arch sm_XX]]",
     .description =

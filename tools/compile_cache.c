@@ -211,7 +211,8 @@ static kl_status cache_key(const kl_tool_compile *c, char out_key[17]) {
   h = hash_string(h, o->features);
   if (!o->cpu || !o->features)
     h = hash_host_cpu(h);
-  int32_t fields[3] = {c->level, (int32_t)o->target, (int32_t)o->no_winograd};
+  int32_t fields[4] = {c->level, (int32_t)o->target, (int32_t)o->no_winograd,
+                       (int32_t)o->no_fuse_epilogue};
   h = kl_fnv1a(h, fields, sizeof fields);
   snprintf(out_key, 17, "%016llx", h);
   return NULL;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "../../passes/plan_memory.h"
+#include "../../runtime/gemm.h"
 #include "../../runtime/artifact_rt.h"
 #include "../codegen.h"
 
@@ -64,6 +65,20 @@ LLVMValueRef kl_llvm_runtime_fn(kl_llvm_lower *L, const char *symbol, LLVMTypeRe
 
 /* lower.c: fills the tensor table and weights and builds the body function. */
 kl_status kl_llvm_lower_graph(kl_llvm_lower *L);
+
+/* epilogue.c: the residual add and activation right after an f32 conv2d of a fusion group that
+ * the conv step applies as it stores (runtime/steps.h). */
+typedef struct kl_llvm_conv_epilogue {
+  const kl_ir_value *residual; /* added first; NULL: none */
+  kl_sgemm_act act;
+  float lo, hi;
+  const kl_ir_value *final; /* the chain's last value: what the conv step writes */
+  int n_nodes;              /* the nodes after the conv that the step takes over */
+} kl_llvm_conv_epilogue;
+/* Whether nodes[i] (of the n nodes of a fusion group's body, in order) is such a conv2d with
+ * such a chain after it; fills *out when it is. */
+bool kl_llvm_match_conv_epilogue(const kl_ir_node *const *nodes, int n, int i,
+                                 kl_llvm_conv_epilogue *out);
 /* module.c: the model, the descriptor and the typed API around the body. */
 kl_status kl_llvm_emit_abi(kl_llvm_lower *L);
 

@@ -262,12 +262,35 @@ static LLVMValueRef ids_global(kl_llvm_lower *L, const int *ids, int n) {
   return g;
 }
 
-/* One node run as a step: in_ids/out_ids are table indices (-1: an absent input). */
-static kl_status emit_step(kl_llvm_lower *L, const kl_ir_node *n, const char *what) {
+/* A conv2d step's parameter block gains the epilogue epi, and its inputs (ids, n_in of them,
+ * then the outputs) the residual as input 3. */
+static void fuse_epilogue(kl_llvm_lower *L, const kl_llvm_conv_epilogue *epi, void *params,
+                          int *ids, int *n_in, int n_out) {
+  kl_step_conv2d_params p;
+  memcpy(&p, params, sizeof p);
+  p.act = (int32_t)epi->act;
+  p.lo = epi->lo;
+  p.hi = epi->hi;
+  if (epi->residual) {
+    p.residual = true;
+    memmove(ids + 4, ids + *n_in, (size_t)n_out * sizeof *ids);
+    for (int i = *n_in; i < 3; i++)
+      ids[i] = -1; /* no bias */
+    ids[3] = L->tid[epi->residual->id];
+    *n_in = 4;
+  }
+  memcpy(params, &p, sizeof p);
+}
+
+/* One node run as a step: in_ids/out_ids are table indices (-1: an absent input). epi, when
+ * not NULL, is the conv2d's fused epilogue (its output's table entry is already the chain's
+ * last value's). */
+static kl_status emit_step(kl_llvm_lower *L, const kl_ir_node *n, const char *what,
+                           const kl_llvm_conv_epilogue *epi) {
   int n_in = n->n_inputs, n_out = n->n_outputs;
   kl_step_operand *ops = calloc((size_t)(n_in + n_out) + 1, sizeof *ops);
   int64_t(*shapes)[KL_MAX_RANK] = calloc((size_t)(n_in + n_out) + 1, sizeof *shapes);
-  int *ids = malloc(((size_t)(n_in + n_out) + 1) * sizeof *ids);
+  int *ids = malloc(((size_t)(n_in + n_out) + 5) * sizeof *ids); /* room for a residual */
   if (!ops || !shapes || !ids)
     kl_fatal_oom();
   for (int i = 0; i < n_in + n_out; i++) {
@@ -291,6 +314,10 @@ static kl_status emit_step(kl_llvm_lower *L, const kl_ir_node *n, const char *wh
     s = kl_status_create(KL_ERR_UNSUPPORTED, "%s has no step to run it", kl_ir_node_op_name(n));
   if (!s)
     pack_step_weights(L, info->kernel, ops, n_in, ids, params);
+  if (!s && epi && !strcmp(info->kernel, "conv2d"))
+    fuse_epilogue(L, epi, params, ids, &n_in, n_out);
+  else if (!s && epi)
+    s = kl_status_create(KL_ERR_INTERNAL, "%s: a fused epilogue on a %s step", what, info->kernel);
   if (!s) {
     LLVMValueRef fn = LLVMGetNamedFunction(L->m, info->symbol);
     if (!fn) {
@@ -440,6 +467,14 @@ static bool region_capable(const kl_ir_node *n) {
          kl_ew_node_supported(n, NULL);
 }
 
+/* The epilogue whose chain node i belongs to (the conv's, for a taken node). */
+static const kl_llvm_conv_epilogue *epi_of(const kl_llvm_conv_epilogue *epi, const bool *has_epi,
+                                           int i) {
+  while (i > 0 && !has_epi[i])
+    i--;
+  return &epi[i];
+}
+
 static kl_status lower_group(kl_llvm_lower *L, const kl_ir_node *gn, const char *what) {
   const kl_ir_block *body = gn->blocks[0];
   if (body->n_params != gn->n_inputs || body->n_returns != gn->n_outputs)
@@ -455,10 +490,28 @@ static kl_status lower_group(kl_llvm_lower *L, const kl_ir_node *gn, const char 
   n_nodes = 0;
   for (const kl_ir_node *n = body->first; n; n = n->next)
     nodes[n_nodes++] = n;
-  /* Segments: seg_start[i] .. seg_start[i+1]-1. A region extends while nodes fit it. */
+  /* Epilogues the conv steps take over (epilogue.c): taken[i] for the nodes they absorb. */
+  kl_llvm_conv_epilogue *epi = calloc((size_t)n_nodes + 1, sizeof *epi);
+  bool *has_epi = calloc((size_t)n_nodes + 1, sizeof *has_epi);
+  bool *taken = calloc((size_t)n_nodes + 1, sizeof *taken);
+  if (!epi || !has_epi || !taken)
+    kl_fatal_oom();
+  for (int i = 0; i < n_nodes && !L->o->no_fuse_epilogue; i++) {
+    if (!kl_llvm_match_conv_epilogue((const kl_ir_node *const *)nodes, n_nodes, i, &epi[i]))
+      continue;
+    has_epi[i] = true;
+    for (int k = 1; k <= epi[i].n_nodes; k++)
+      taken[i + k] = true;
+    i += epi[i].n_nodes;
+  }
+  /* Segments: seg_start[i] .. seg_start[i+1]-1. A region extends while nodes fit it; the
+   * nodes a step takes over stay in its segment. */
   int n_segs = 0;
   for (int i = 0; i < n_nodes; i++) {
-    bool joins = i > 0 && region_capable(nodes[i]) && region_capable(nodes[i - 1]) &&
+    if (taken[i])
+      continue;
+    bool joins = i > 0 && !taken[i - 1] && region_capable(nodes[i]) &&
+                 region_capable(nodes[i - 1]) &&
                  same_shape(&nodes[i]->outputs[0]->type, &nodes[i - 1]->outputs[0]->type);
     if (!joins)
       seg_start[n_segs++] = i;
@@ -498,10 +551,17 @@ static kl_status lower_group(kl_llvm_lower *L, const kl_ir_node *gn, const char 
                            what, kl_ir_node_op_name(n));
       break;
     }
-    for (int j = 0; j < n->n_outputs && !s; j++)
-      if (L->tid[n->outputs[j]->id] < 0)
-        s = add_scratch(L, n->outputs[j]);
+    for (int j = 0; j < n->n_outputs && !s; j++) {
+      const kl_ir_value *v = n->outputs[j];
+      bool alias = (has_epi[i] || taken[i]) && !(taken[i] && v == epi_of(epi, has_epi, i)->final);
+      if (L->tid[v->id] < 0 && !alias)
+        s = add_scratch(L, v);
+    }
   }
+  /* the conv and every value of its chain are written as the chain's last value */
+  for (int i = 0; i < n_nodes && !s; i++)
+    for (int k = 0; has_epi[i] && k <= epi[i].n_nodes; k++)
+      L->tid[nodes[i + k]->outputs[0]->id] = L->tid[epi[i].final->id];
   for (int k = 0; k < n_segs && !s; k++) {
     int first = seg_start[k], count = seg_start[k + 1] - first;
     const kl_ir_node *n = nodes[first];
@@ -516,7 +576,7 @@ static kl_status lower_group(kl_llvm_lower *L, const kl_ir_node *gn, const char 
     } else {
       char inner[256];
       snprintf(inner, sizeof inner, "%s, %s", what, kl_ir_node_op_name(n));
-      s = emit_step(L, n, inner);
+      s = emit_step(L, n, inner, has_epi[first] ? &epi[first] : NULL);
     }
     if (s)
       s = kl_status_annotate(s, "%s, %s", what, kl_ir_node_op_name(n));
@@ -526,6 +586,9 @@ static kl_status lower_group(kl_llvm_lower *L, const kl_ir_node *gn, const char 
   free(nodes);
   free(seg_start);
   free(copies);
+  free(epi);
+  free(has_epi);
+  free(taken);
   return s;
 }
 
@@ -739,7 +802,7 @@ static kl_status emit_node(kl_llvm_lower *L, const kl_ir_node *n, const char *wh
     const kl_ir_node *one[1] = {n};
     return kl_status_annotate(emit_region(L, one, 1), "%s", what);
   }
-  return kl_status_annotate(emit_step(L, n, what), "%s", what);
+  return kl_status_annotate(emit_step(L, n, what, NULL), "%s", what);
 }
 
 static kl_status lower_node(kl_llvm_lower *L, const kl_ir_node *n, int index) {

@@ -123,12 +123,12 @@ kl_status kl_rt_conv2d(const kl_tensor *x, const kl_tensor *w, const kl_tensor *
   if (y->numel == 0)
     return NULL;
   if (kl_rt_conv2d_direct_fits(x, w, p->groups)) /* depthwise, narrow groups */
-    return kl_rt_conv2d_direct_f32(x, w, bias, p, y);
+    return kl_rt_conv2d_direct_f32(x, w, bias, p, y, NULL);
   if (x->dtype == KL_F32) { /* the implicit GEMM of conv_gemm.c */
     for (int64_t n = 0; n < d.N; n++)
       for (int64_t g = 0; g < d.groups; g++)
         if (!kl_rt_conv2d_f32_part(&d, p, x->data, w->data, NULL, bias ? bias->data : NULL,
-                                   y->data, n, g, 0, d.Cog, 0, d.Ho * d.Wo))
+                                   y->data, n, g, 0, d.Cog, 0, d.Ho * d.Wo, NULL))
           return kl_rt_oom("conv2d");
     return NULL;
   }

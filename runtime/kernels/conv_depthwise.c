@@ -645,7 +645,8 @@ bool kl_rt_conv2d_direct_fits(const kl_tensor *x, const kl_tensor *w, int64_t gr
 }
 
 kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const kl_tensor *bias,
-                                  const kl_rt_conv2d_params *p, kl_tensor *y) {
+                                  const kl_rt_conv2d_params *p, kl_tensor *y,
+                                  const kl_sgemm_epilogue *epi) {
   pthread_once(&chosen_once, choose_isa);
   int64_t N = x->shape[0], Cin = x->shape[1], Cout = w->shape[0];
   dw_geom g = {.Cg = w->shape[1], .H = x->shape[2], .W = x->shape[3], .Kh = w->shape[2],
@@ -658,9 +659,12 @@ kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const 
   int64_t floats;
   if (!chosen || !pad_layout(&g, &floats)) {
     for (int64_t n = 0; n < N; n++)
-      for (int64_t co = 0; co < Cout; co++)
+      for (int64_t co = 0; co < Cout; co++) {
+        int64_t off = (n * Cout + co) * g.Ho * g.Wo;
         plane_generic(&g, xd + (n * Cin + co / Cog * g.Cg) * g.H * g.W, wd + co * taps,
-                      bd ? bd[co] : 0.0f, yd + (n * Cout + co) * g.Ho * g.Wo);
+                      bd ? bd[co] : 0.0f, yd + off);
+        kl_sgemm_epilogue_apply(epi, yd + off, off, 1, g.Ho * g.Wo, g.Ho * g.Wo);
+      }
     return NULL;
   }
   plane_fn plane = pick_plane(chosen, &g);
@@ -680,9 +684,12 @@ kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const 
         int64_t need = (oh1 - 1) * g.sh + (g.Kh - 1) * g.dh + 1;
         chosen->pad(&g, xg, xp, padded, need);
         padded = need;
-        for (int64_t co = gi * Cog; co < (gi + 1) * Cog; co++)
-          plane(&g, xp, wd + co * taps, bd ? bd[co] : 0.0f, yd + (n * Cout + co) * g.Ho * g.Wo, oh0,
-                oh1);
+        for (int64_t co = gi * Cog; co < (gi + 1) * Cog; co++) {
+          int64_t off = (n * Cout + co) * g.Ho * g.Wo;
+          plane(&g, xp, wd + co * taps, bd ? bd[co] : 0.0f, yd + off, oh0, oh1);
+          off += oh0 * g.Wo; /* the strip's rows, still in cache */
+          kl_sgemm_epilogue_apply(epi, yd + off, off, 1, (oh1 - oh0) * g.Wo, 0);
+        }
       }
     }
   free(xp);

@@ -235,7 +235,8 @@ void kl_rt_conv2d_pack(const float *w, const int64_t *w_shape, int64_t groups, f
 bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
                            const float *x, const float *w, const float *w_packed,
                            const float *bias, float *y, int64_t n, int64_t g, int64_t m_begin,
-                           int64_t m_end, int64_t p_begin, int64_t p_end) {
+                           int64_t m_end, int64_t p_begin, int64_t p_end,
+                           const kl_sgemm_epilogue *epi) {
   conv_geom geom = {d->Cg,        d->H,         d->W,         d->Kh,          d->Kw,
                     d->Ho,        d->Wo,        p->stride[0], p->stride[1],   p->pad[0],
                     p->pad[1],    p->dilation[0], p->dilation[1]};
@@ -249,6 +250,13 @@ bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params
   col_source src = {&geom, xg,
                     small && d->Kw <= MAX_KW_AVX512 && !strcmp(kl_sgemm_isa(), "avx512")};
   kl_sgemm_b_source col = {pack_col, &src};
+  int64_t y_off = (n * d->Cout + g * d->Cog) * P;
+  kl_sgemm_epilogue e; /* its residual indexed like this part's C */
+  if (epi) {
+    e = *epi;
+    if (e.residual)
+      e.residual += y_off;
+  }
   kl_sgemm_problem pr = {
       .M = d->Cog,
       .N = P,
@@ -258,8 +266,9 @@ bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params
       .b = {xg, P, false},
       .b_source = pointwise ? NULL : &col,
       .row_bias = bias ? bias + g * d->Cog : NULL,
-      .C = y + (n * d->Cout + g * d->Cog) * P,
+      .C = y + y_off,
       .ldc = P,
+      .epilogue = epi ? &e : NULL,
   };
   return kl_sgemm_run(&pr, m_begin, m_end, p_begin, p_end);
 }

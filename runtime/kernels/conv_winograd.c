@@ -339,7 +339,7 @@ __attribute__((target("avx512f"))) static void output_tiles_avx512(const wino_ta
 bool kl_rt_conv2d_winograd_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
                                 const kl_rt_winograd_split *sp, const float *x,
                                 const float *u_packed, const float *bias, float *y, int64_t n,
-                                int64_t block, int64_t co_block) {
+                                int64_t block, int64_t co_block, const kl_sgemm_epilogue *epi) {
   int64_t T = sp->tiles_h * sp->tiles_w;
   wino_task k = {.d = d, .TW = sp->tiles_w, .tb = sp->tile_block};
   k.t0 = block * sp->tile_block;
@@ -396,6 +396,13 @@ bool kl_rt_conv2d_winograd_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_p
       } else
 #endif
         output_tiles_scalar(&k, co, b, yn, ty, tx, count, col);
+      if (epi) { /* the two output rows just written */
+        int64_t oh = 2 * ty;
+        int64_t ow = 2 * tx;
+        int64_t off = ((n * d->Cout + co) * d->Ho + oh) * d->Wo + ow;
+        kl_sgemm_epilogue_apply(epi, y + off, off, min64(2, d->Ho - oh),
+                                min64(2 * count, d->Wo - ow), d->Wo);
+      }
     });
   }
   (void)avx512;

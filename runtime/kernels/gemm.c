@@ -334,6 +334,8 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
         for (int64_t j = n_begin; j < n_end; j++)
           C[i * ldc + j] = (pr->row_bias ? pr->row_bias[i] : 0.0f) +
                            (pr->col_bias ? pr->col_bias[j] : 0.0f);
+    kl_sgemm_epilogue_apply(pr->epilogue, C + m_begin * ldc + n_begin, m_begin * ldc + n_begin,
+                            m_end - m_begin, n_end - n_begin, ldc);
     return true;
   }
   ukernel_fn kernel = isa()->fn;
@@ -407,6 +409,10 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
           for (int64_t j = 0; j < cols; j++)
             c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
       }
+      /* the panel's sums are complete: its epilogue runs while they are still in cache */
+      if (pr->epilogue && k0 + kc >= K)
+        kl_sgemm_epilogue_apply(pr->epilogue, C + m_begin * ldc + n0, m_begin * ldc + n0,
+                                rows_here, cols, ldc);
     }
   }
   return true;

@@ -124,11 +124,13 @@ void kl_rt_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t ld
  * channel per group) and narrow grouped ones. fits says whether it applies, from x's dtype, w's
  * shape and groups only; the conv2d step asks it of the whole conv and then splits the output
  * channels itself (its groups = 1 views of other convs would decide differently). The kernel
- * trusts operands kl_rt_conv2d has checked; it fails only for memory. */
+ * trusts operands kl_rt_conv2d has checked; it fails only for memory. epi (runtime/gemm.h, NULL
+ * for none, its residual indexed like y's data) is applied to each output plane as it is done. */
 bool kl_rt_conv2d_direct_fits(const kl_tensor *x, const kl_tensor *w, int64_t groups);
 /* The shape part of fits: weights (Cout, Cin/groups, Kh, Kw) in groups. */
 bool kl_rt_conv2d_direct_shape(const int64_t *w_shape, int64_t groups);
 kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const kl_tensor *bias,
-                                  const kl_rt_conv2d_params *p, kl_tensor *y);
+                                  const kl_rt_conv2d_params *p, kl_tensor *y,
+                                  const kl_sgemm_epilogue *epi);
 
 #endif

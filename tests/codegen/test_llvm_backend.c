@@ -2,8 +2,9 @@
  * lowered to an object with kl_codegen_llvm_object, linked into a .so with the artifact runtime,
  * loaded through the descriptor and run, with one thread and with several; outputs are compared
  * with kl_interp_run on the unoptimized graph (rtol 1e-4, atol 1e-5). Also: an aarch64 object
- * for a non-host triple, the module as text (kl_codegen_llvm_ir), and the errors for a
- * symbolic shape, control flow and a bad name. */
+ * for a non-host triple, the module as text (kl_codegen_llvm_ir), the epilogues a conv step
+ * takes over (codegen/llvm/epilogue.c, on each conv path), and the errors for a symbolic shape,
+ * control flow and a bad name. */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "codegen/codegen.h"
+#include "codegen/llvm/llvm_internal.h"
 #include "ir/text.h"
 #include "passes/pass.h"
 #include "runtime/artifact_load.h"
@@ -333,6 +335,115 @@ static int run_case(const char *label, const char *name, const char *text, int l
 }
 
 /* ---- the cases ------------------------------------------------------------------------------ */
+
+/* ---- conv epilogues ------------------------------------------------------------------------ */
+
+/* The -O3 graph of text: the fusion group holding the (first) conv2d must give the epilogue
+ * (nodes taken, act, residual or not; want_nodes 0: none at all); then the graph is compiled and
+ * compared with the interpreter. */
+static void check_epilogue(const char *label, const char *text, int want_nodes,
+                           kl_sgemm_act want_act, bool want_residual) {
+  kl_ir_graph *g = NULL;
+  CHECK_OK(kl_ir_parse(text, strlen(text), NULL, &g));
+  if (!g)
+    return;
+  CHECK_OK(kl_pass_run_level(g, 3, NULL));
+  bool seen = false;
+  for (const kl_ir_node *gn = g->top->first; gn && !seen; gn = gn->next) {
+    if (gn->op != KL_OP_FUSION_GROUP)
+      continue;
+    const kl_ir_node *nodes[64];
+    int n = 0;
+    for (const kl_ir_node *m = gn->blocks[0]->first; m && n < 64; m = m->next)
+      nodes[n++] = m;
+    for (int i = 0; i < n && !seen; i++) {
+      if (nodes[i]->op != KL_OP_CONV2D)
+        continue;
+      seen = true;
+      kl_llvm_conv_epilogue e;
+      bool got = kl_llvm_match_conv_epilogue(nodes, n, i, &e);
+      if (got != (want_nodes > 0) || (got && (e.n_nodes != want_nodes || e.act != want_act ||
+                                               (e.residual != NULL) != want_residual))) {
+        fprintf(stderr, "%s: epilogue %s (%d nodes, act %d, residual %d), expected %d nodes, "
+                "act %d, residual %d\n", label, got ? "found" : "not found", got ? e.n_nodes : 0,
+                got ? (int)e.act : 0, got && e.residual, want_nodes, (int)want_act,
+                want_residual);
+        CHECK(false);
+      }
+    }
+  }
+  if (want_nodes > 0)
+    CHECK(seen);
+  kl_ir_graph_destroy(g);
+  run_case(label, "epi", text, 3);
+}
+
+static void test_conv_epilogues(void) {
+  sbuf b = {0};
+  /* Winograd-sized 3x3 (8 -> 8 channels, 15x15), a residual input, then relu */
+  put(&b, "graph(%%x : Float(1, 8, 15, 15), %%r : Float(1, 8, 15, 15)):\n");
+  put_const(&b, "w", "8, 8, 3, 3", 576, 0.3f, 0.0f);
+  put_const(&b, "cb", "8", 8, 0.1f, 0.0f);
+  put(&b, "  %%c : Float(1, 8, 15, 15) = aten::conv2d[padding=[1, 1]](%%x, %%w, %%cb)\n"
+          "  %%a : Float(1, 8, 15, 15) = aten::add(%%r, %%c)\n"
+          "  %%y : Float(1, 8, 15, 15) = aten::relu(%%a)\n"
+          "  return (%%y)\n");
+  check_epilogue("winograd + residual + relu", b.s, 2, KL_SGEMM_ACT_CLAMP, true);
+  b.n = 0;
+  /* a pointwise GEMM conv, relu6 */
+  put(&b, "graph(%%x : Float(1, 8, 7, 9)):\n");
+  put_const(&b, "w", "12, 8, 1, 1", 96, 0.5f, 0.0f);
+  put(&b, "  %%c : Float(1, 12, 7, 9) = aten::conv2d(%%x, %%w)\n"
+          "  %%y : Float(1, 12, 7, 9) = aten::relu6(%%c)\n"
+          "  return (%%y)\n");
+  check_epilogue("pointwise + relu6", b.s, 1, KL_SGEMM_ACT_CLAMP, false);
+  b.n = 0;
+  /* a strided depthwise conv, x * sigmoid(x) with the operands swapped */
+  put(&b, "graph(%%x : Float(2, 6, 9, 11)):\n");
+  put_const(&b, "w", "6, 1, 3, 3", 54, 0.5f, 0.0f);
+  put_const(&b, "cb", "6", 6, 0.1f, 0.0f);
+  put(&b, "  %%c : Float(2, 6, 5, 6) = aten::conv2d[stride=[2, 2], padding=[1, 1], groups=6]"
+          "(%%x, %%w, %%cb)\n"
+          "  %%s : Float(2, 6, 5, 6) = aten::sigmoid(%%c)\n"
+          "  %%y : Float(2, 6, 5, 6) = aten::mul(%%s, %%c)\n"
+          "  return (%%y)\n");
+  check_epilogue("depthwise + silu", b.s, 2, KL_SGEMM_ACT_SILU, false);
+  b.n = 0;
+  /* a strided 3x3 GEMM conv plus a residual computed before it, no activation after */
+  put(&b, "graph(%%x : Float(1, 3, 9, 9), %%r : Float(1, 5, 4, 4)):\n");
+  put_const(&b, "w", "5, 3, 3, 3", 135, 0.4f, 0.0f);
+  put(&b, "  %%q : Float(1, 5, 4, 4) = aten::tanh(%%r)\n"
+          "  %%c : Float(1, 5, 4, 4) = aten::conv2d[stride=[2, 2]](%%x, %%w)\n"
+          "  %%y : Float(1, 5, 4, 4) = aten::add(%%c, %%q)\n"
+          "  return (%%y)\n");
+  check_epilogue("strided + residual", b.s, 1, KL_SGEMM_ACT_NONE, true);
+  b.n = 0;
+  /* aten::silu on a grouped conv (2 channels a group) */
+  put(&b, "graph(%%x : Float(1, 4, 6, 7)):\n");
+  put_const(&b, "w", "4, 2, 3, 3", 72, 0.4f, 0.0f);
+  put(&b, "  %%c : Float(1, 4, 4, 5) = aten::conv2d[groups=2](%%x, %%w)\n"
+          "  %%y : Float(1, 4, 4, 5) = aten::silu(%%c)\n"
+          "  return (%%y)\n");
+  check_epilogue("grouped + silu", b.s, 1, KL_SGEMM_ACT_SILU, false);
+  b.n = 0;
+  /* the conv's output is returned too: nothing is taken */
+  put(&b, "graph(%%x : Float(1, 3, 8, 8)):\n");
+  put_const(&b, "w", "4, 3, 3, 3", 108, 0.4f, 0.0f);
+  put(&b, "  %%c : Float(1, 4, 6, 6) = aten::conv2d(%%x, %%w)\n"
+          "  %%y : Float(1, 4, 6, 6) = aten::relu(%%c)\n"
+          "  return (%%y, %%c)\n");
+  check_epilogue("conv output used twice", b.s, 0, KL_SGEMM_ACT_NONE, false);
+  b.n = 0;
+  /* a broadcast add is not a residual; the clamp after it stays a region too */
+  put(&b, "graph(%%x : Float(1, 3, 8, 8), %%r : Float(1, 4, 1, 1)):\n");
+  put_const(&b, "w", "4, 3, 3, 3", 108, 0.4f, 0.0f);
+  put(&b, "  %%c : Float(1, 4, 6, 6) = aten::conv2d(%%x, %%w)\n"
+          "  %%a : Float(1, 4, 6, 6) = aten::add(%%c, %%r)\n"
+          "  %%y : Float(1, 4, 6, 6) = aten::clamp[min=-0.5, max=0.5](%%a)\n"
+          "  return (%%y)\n");
+  check_epilogue("broadcast add", b.s, 0, KL_SGEMM_ACT_NONE, false);
+  free(b.s);
+}
 
 static void test_mlp(void) {
   sbuf b = {0};
@@ -680,6 +791,7 @@ int main(int argc, char **argv) {
   test_llvm_ir_text();
   test_mlp();
   test_conv_bn_relu();
+  test_conv_epilogues();
   test_elementwise_broadcast();
   test_softmax_layernorm();
   test_large_region();

@@ -100,7 +100,7 @@ static void check_conv(int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t Cou
   for (int64_t n = 0; n < N; n++)
     for (int64_t g = 0; g < groups; g++)
       CHECK(kl_rt_conv2d_f32_part(&d, &p, x->data, w->data, NULL, bias ? bias->data : NULL,
-                                  y->data, n, g, 0, d.Cog, 0, P));
+                                  y->data, n, g, 0, d.Cog, 0, P, NULL));
   close = true;
   for (int64_t n = 0; n < N; n++)
     for (int64_t o = 0; o < Cout; o++)
@@ -118,7 +118,7 @@ static void check_conv(int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t Cou
         for (int64_t p0 = 0; p0 < P; p0 += KL_SGEMM_NR)
           CHECK(kl_rt_conv2d_f32_part(&d, &p, x->data, NULL, packed, bias ? bias->data : NULL,
                                       y2->data, n, g, m0, m0 + KL_SGEMM_MR, p0,
-                                      p0 + KL_SGEMM_NR));
+                                      p0 + KL_SGEMM_NR, NULL));
   CHECK(memcmp(y->data, y2->data, y->nbytes) == 0);
   /* and unpacked weights in row blocks (A packed per block) */
   memset(y2->data, 0, y2->nbytes);
@@ -126,7 +126,7 @@ static void check_conv(int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t Cou
     for (int64_t g = 0; g < groups; g++)
       for (int64_t m0 = 0; m0 < d.Cog; m0 += 2 * KL_SGEMM_MR)
         CHECK(kl_rt_conv2d_f32_part(&d, &p, x->data, w->data, NULL, bias ? bias->data : NULL,
-                                    y2->data, n, g, m0, m0 + 2 * KL_SGEMM_MR, 0, P));
+                                    y2->data, n, g, m0, m0 + 2 * KL_SGEMM_MR, 0, P, NULL));
   CHECK(memcmp(y->data, y2->data, y->nbytes) == 0);
   free(packed);
   kl_tensor_release(x);
@@ -160,7 +160,7 @@ static void check_winograd(int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t
       for (int64_t b = 0; b < sp.n_tile_blocks; b++)
         for (int64_t c = 0; c < sp.n_co_blocks; c++)
           CHECK(kl_rt_conv2d_winograd_part(&d, &p, &sp, x->data, u, bias ? bias->data : NULL,
-                                           out->data, n, b, c));
+                                           out->data, n, b, c, NULL));
   }
   CHECK(memcmp(y->data, y2->data, y->nbytes) == 0);
   const float *yd = y->data;

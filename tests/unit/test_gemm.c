@@ -1,7 +1,7 @@
 /* The blocked GEMM (runtime/gemm.h) over odd sizes that reach every edge path: partial
  * micro-tiles in M and N, a K that is not a multiple of the k block, transposed B, operands
- * packed ahead of time, accumulation, row and column biases, and rows or columns computed by
- * separate calls. Registered
+ * packed ahead of time, accumulation, row and column biases, rows or columns computed by
+ * separate calls, and the fused epilogues (residual, clamp, silu; nan passed through). Registered
  * once per micro-kernel (KILN_SGEMM_ISA), so each ISA path the CPU has is covered. */
 #include <math.h>
 #include <stdlib.h>
@@ -105,7 +105,50 @@ static void check_case(int64_t M, int64_t N, int64_t K, bool trans_b) {
     CHECK(kl_sgemm_run(&pr, m0, m0 + 2 * KL_SGEMM_MR, 0, N));
   CHECK(same_bits(C, D, mn));
 
-  free(A), free(B), free(C0), free(C), free(D), free(pa), free(pb), free(rb), free(cb);
+  /* epilogues: with a residual (one nan in it) and each activation, tile by tile and whole,
+   * against the plain product followed by the epilogue's arithmetic here */
+  float *R = random_floats(mn);
+  R[mn / 2] = NAN;
+  static const struct {
+    kl_sgemm_act act;
+    float lo, hi;
+    bool residual;
+  } epis[] = {{KL_SGEMM_ACT_CLAMP, 0.0f, INFINITY, true}, {KL_SGEMM_ACT_CLAMP, 0.0f, 6.0f, false},
+              {KL_SGEMM_ACT_CLAMP, -0.25f, 0.5f, true}, {KL_SGEMM_ACT_SILU, 0, 0, false},
+              {KL_SGEMM_ACT_SILU, 0, 0, true},          {KL_SGEMM_ACT_NONE, 0, 0, true}};
+  pr.packed_a = NULL, pr.packed_b = NULL, pr.C = C;
+  CHECK(kl_sgemm_run(&pr, 0, M, 0, N)); /* C: the plain biased product */
+  for (size_t t = 0; t < sizeof epis / sizeof epis[0]; t++) {
+    kl_sgemm_epilogue e = {epis[t].residual ? R : NULL, epis[t].act, epis[t].lo, epis[t].hi};
+    kl_sgemm_problem pe = pr;
+    pe.C = D;
+    pe.epilogue = &e;
+    CHECK(kl_sgemm_run(&pe, 0, M, 0, N));
+    bool ok = true;
+    for (size_t i = 0; i < mn; i++) {
+      float v = e.residual ? C[i] + R[i] : C[i];
+      if (e.act == KL_SGEMM_ACT_CLAMP && v == v)
+        v = fminf(fmaxf(v, e.lo), e.hi);
+      double want = e.act == KL_SGEMM_ACT_SILU ? (double)v / (1.0 + exp(-(double)v)) : v;
+      double got = D[i];
+      if (isnan(want) != isnan(got) || (!isnan(want) && fabs(got - want) > 1e-6 * fabs(want) +
+                                                                          1e-7))
+        ok = false;
+    }
+    if (!ok)
+      fprintf(stderr, "M=%lld N=%lld K=%lld: epilogue %zu off\n", (long long)M, (long long)N,
+              (long long)K, t);
+    CHECK(ok);
+    float *E = malloc(mn * sizeof *E + 4);
+    pe.C = E;
+    for (int64_t m0 = 0; m0 < M; m0 += KL_SGEMM_MR)
+      for (int64_t n0 = 0; n0 < N; n0 += KL_SGEMM_NR)
+        CHECK(kl_sgemm_run(&pe, m0, m0 + KL_SGEMM_MR, n0, n0 + KL_SGEMM_NR));
+    CHECK(same_bits(D, E, mn));
+    free(E);
+  }
+
+  free(A), free(B), free(C0), free(C), free(D), free(pa), free(pb), free(rb), free(cb), free(R);
 }
 
 int main(void) {

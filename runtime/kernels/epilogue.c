@@ -1,0 +1,76 @@
+/* The fused epilogue of the GEMM and convolution kernels (runtime/gemm.h): a residual add and
+ * an activation applied to a block of output that was just written, while it is still in
+ * cache, instead of by a separate pass over the whole tensor.
+ *
+ * The activations match the unary kernels and the compiled elementwise code: clamp is
+ * min(max(x, lo), hi) with nan passed through (x second in max and min, whose x86 vector forms
+ * return their second operand when either is nan), silu is x * (1 / (1 + e^-x)) with the exp of
+ * vmath.h, the one compiled code uses. */
+#include <string.h>
+
+#include "../gemm.h"
+#include "vmath.h"
+
+static inline float clamp1(float x, float lo, float hi) {
+  if (x != x)
+    return x;
+  x = x < lo ? lo : x;
+  return x > hi ? hi : x;
+}
+
+static inline float silu1(float x) {
+  return x * (1.0f / (1.0f + kl_vm_expf(-x)));
+}
+
+static void apply_scalar(const kl_sgemm_epilogue *e, float *c, const float *r, int64_t cols) {
+  for (int64_t j = 0; j < cols; j++) {
+    float v = r ? c[j] + r[j] : c[j];
+    if (e->act == KL_SGEMM_ACT_CLAMP)
+      v = clamp1(v, e->lo, e->hi);
+    else if (e->act == KL_SGEMM_ACT_SILU)
+      v = silu1(v);
+    c[j] = v;
+  }
+}
+
+#ifdef KL_VMATH_X86
+__attribute__((target("avx512f"))) static void apply_avx512(const kl_sgemm_epilogue *e, float *c,
+                                                            const float *r, int64_t cols) {
+  __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi), one = _mm512_set1_ps(1.0f);
+  __m512 zero = _mm512_setzero_ps();
+  for (int64_t j = 0; j < cols; j += 16) {
+    __mmask16 m = cols - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - j)) - 1u);
+    __m512 v = _mm512_maskz_loadu_ps(m, c + j);
+    if (r)
+      v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + j));
+    if (e->act == KL_SGEMM_ACT_CLAMP) {
+      v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+    } else if (e->act == KL_SGEMM_ACT_SILU) {
+      __m512 d = _mm512_add_ps(one, kl_vm_exp512(_mm512_sub_ps(zero, v)));
+      v = _mm512_mul_ps(v, _mm512_div_ps(one, d));
+    }
+    _mm512_mask_storeu_ps(c + j, m, v);
+  }
+}
+
+#endif
+
+void kl_sgemm_epilogue_apply(const kl_sgemm_epilogue *e, float *c, int64_t off, int64_t rows,
+                             int64_t cols, int64_t ld) {
+  if (!e || rows <= 0 || cols <= 0 || (!e->residual && e->act == KL_SGEMM_ACT_NONE))
+    return;
+#ifdef KL_VMATH_X86
+  bool avx512 = !strcmp(kl_sgemm_isa(), "avx512"); /* the GEMM's choice, overrides included */
+#endif
+  for (int64_t i = 0; i < rows; i++) {
+    float *ci = c + i * ld;
+    const float *ri = e->residual ? e->residual + off + i * ld : NULL;
+#ifdef KL_VMATH_X86
+    if (avx512) {
+      apply_avx512(e, ci, ri, cols);
+      continue;
+    }
+#endif
+    apply_scalar(e, ci, ri, cols);
+  }
+}
