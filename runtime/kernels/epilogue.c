@@ -35,42 +35,46 @@ static void apply_scalar(const kl_sgemm_epilogue *e, float *c, const float *r, i
 
 #ifdef KL_VMATH_X86
 __attribute__((target("avx512f"))) static void apply_avx512(const kl_sgemm_epilogue *e, float *c,
-                                                            const float *r, int64_t cols) {
+                                                            const float *r, int64_t rows,
+                                                            int64_t cols, int64_t ld) {
   __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi), one = _mm512_set1_ps(1.0f);
   __m512 zero = _mm512_setzero_ps();
-  for (int64_t j = 0; j < cols; j += 16) {
-    __mmask16 m = cols - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - j)) - 1u);
-    __m512 v = _mm512_maskz_loadu_ps(m, c + j);
-    if (r)
-      v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + j));
-    if (e->act == KL_SGEMM_ACT_CLAMP) {
-      v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-    } else if (e->act == KL_SGEMM_ACT_SILU) {
-      __m512 d = _mm512_add_ps(one, kl_vm_exp512(_mm512_sub_ps(zero, v)));
-      v = _mm512_mul_ps(v, _mm512_div_ps(one, d));
+  int64_t whole = cols / 16 * 16;
+  __mmask16 tail = (__mmask16)((1u << (cols - whole)) - 1u);
+  for (int64_t i = 0; i < rows; i++, c += ld, r = r ? r + ld : NULL)
+    for (int64_t j = 0; j < cols; j += 16) {
+      __mmask16 m = j < whole ? (__mmask16)0xFFFF : tail;
+      __m512 v = _mm512_maskz_loadu_ps(m, c + j);
+      if (r)
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + j));
+      if (e->act == KL_SGEMM_ACT_CLAMP) {
+        v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+      } else if (e->act == KL_SGEMM_ACT_SILU) {
+        __m512 d = _mm512_add_ps(one, kl_vm_exp512(_mm512_sub_ps(zero, v)));
+        v = _mm512_mul_ps(v, _mm512_div_ps(one, d));
+      }
+      _mm512_mask_storeu_ps(c + j, m, v);
     }
-    _mm512_mask_storeu_ps(c + j, m, v);
-  }
 }
-
 #endif
 
 void kl_sgemm_epilogue_apply(const kl_sgemm_epilogue *e, float *c, int64_t off, int64_t rows,
                              int64_t cols, int64_t ld) {
   if (!e || rows <= 0 || cols <= 0 || (!e->residual && e->act == KL_SGEMM_ACT_NONE))
     return;
+  const float *r = e->residual ? e->residual + off : NULL;
 #ifdef KL_VMATH_X86
-  bool avx512 = !strcmp(kl_sgemm_isa(), "avx512"); /* the GEMM's choice, overrides included */
-#endif
-  for (int64_t i = 0; i < rows; i++) {
-    float *ci = c + i * ld;
-    const float *ri = e->residual ? e->residual + off + i * ld : NULL;
-#ifdef KL_VMATH_X86
-    if (avx512) {
-      apply_avx512(e, ci, ri, cols);
-      continue;
-    }
-#endif
-    apply_scalar(e, ci, ri, cols);
+  static int avx512; /* 0: not asked yet, 1: no, 2: yes (the GEMM's choice, overrides included) */
+  int known = __atomic_load_n(&avx512, __ATOMIC_RELAXED);
+  if (!known) {
+    known = strcmp(kl_sgemm_isa(), "avx512") ? 1 : 2;
+    __atomic_store_n(&avx512, known, __ATOMIC_RELAXED);
   }
+  if (known == 2) {
+    apply_avx512(e, c, r, rows, cols, ld);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < rows; i++)
+    apply_scalar(e, c + i * ld, r ? r + i * ld : NULL, cols);
 }

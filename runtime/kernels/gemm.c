@@ -70,6 +70,10 @@ static void pack_b_panel(int64_t N, int64_t k0, int64_t kc, int64_t n0, kl_sgemm
     for (int64_t k = 0; k < kc; k++) {
       const float *src = b.data + (k0 + k) * b.ld + n0;
       float *dst = out + k * NR;
+      if (cols == NR) { /* a fixed size: copied inline, no call */
+        memcpy(dst, src, NR * sizeof(float));
+        continue;
+      }
       memcpy(dst, src, (size_t)cols * sizeof(float));
       for (int64_t j = cols; j < NR; j++)
         dst[j] = 0.0f;
@@ -363,7 +367,7 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
   float tile[MR * NR], edge_row_bias[MR], edge_col_bias[NR];
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     int64_t kc = min64(KC, K - k0);
-    bool add = pr->accumulate || k0 > 0;
+    bool add = pr->accumulate || k0 > 0, last = k0 + kc >= K;
     /* pa + (m0 - m_begin) * kc is the panel of rows m0 .. m0 + MR */
     const float *pa = packed_a ? packed_a + k0 * mpad + m_begin * kc : a_block;
     if (!packed_a && !direct_a)
@@ -391,6 +395,8 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
         const float *cb = pr->col_bias ? pr->col_bias + n0 : NULL;
         if (rows == MR && cols == NR) {
           kernel(kc, &ar, pb, c, ldc, add, rb, cb);
+          if (last && pr->epilogue) /* the tile is complete and still in L1 */
+            kl_sgemm_epilogue_apply(pr->epilogue, c, m0 * ldc + n0, MR, NR, ldc);
           continue;
         }
         /* an edge tile: compute it whole, then add or copy the part inside C */
@@ -408,11 +414,9 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
         for (int64_t i = 0; i < rows; i++)
           for (int64_t j = 0; j < cols; j++)
             c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+        if (last && pr->epilogue)
+          kl_sgemm_epilogue_apply(pr->epilogue, c, m0 * ldc + n0, rows, cols, ldc);
       }
-      /* the panel's sums are complete: its epilogue runs while they are still in cache */
-      if (pr->epilogue && k0 + kc >= K)
-        kl_sgemm_epilogue_apply(pr->epilogue, C + m_begin * ldc + n0, m_begin * ldc + n0,
-                                rows_here, cols, ldc);
     }
   }
   return true;
