@@ -108,6 +108,7 @@ void kl_sgemm_pack_b(int64_t K, int64_t N, kl_sgemm_operand b, float *out) {
 typedef struct a_rows {
   const float *row[MR];
   int64_t k_stride;
+  const float *next; /* the packed panel the next call reads, to prefetch; NULL: none */
 } a_rows;
 
 /* add: C += the product; else C = the product + row_bias (MR values, one per row) + col_bias
@@ -158,21 +159,36 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
     _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
   }
-  for (int64_t k = 0; k < kc; k++, off += ks, b += NR) {
-    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-    __m512 x = _mm512_set1_ps(a0[off]);
-    c00 = _mm512_fmadd_ps(x, b0, c00), c01 = _mm512_fmadd_ps(x, b1, c01);
-    x = _mm512_set1_ps(a1[off]);
-    c10 = _mm512_fmadd_ps(x, b0, c10), c11 = _mm512_fmadd_ps(x, b1, c11);
-    x = _mm512_set1_ps(a2[off]);
-    c20 = _mm512_fmadd_ps(x, b0, c20), c21 = _mm512_fmadd_ps(x, b1, c21);
-    x = _mm512_set1_ps(a3[off]);
-    c30 = _mm512_fmadd_ps(x, b0, c30), c31 = _mm512_fmadd_ps(x, b1, c31);
-    x = _mm512_set1_ps(a4[off]);
-    c40 = _mm512_fmadd_ps(x, b0, c40), c41 = _mm512_fmadd_ps(x, b1, c41);
-    x = _mm512_set1_ps(a5[off]);
-    c50 = _mm512_fmadd_ps(x, b0, c50), c51 = _mm512_fmadd_ps(x, b1, c51);
-  }
+#define KL_K_STEP                                                                              \
+  do {                                                                                         \
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);                              \
+    __m512 x = _mm512_set1_ps(a0[off]);                                                        \
+    c00 = _mm512_fmadd_ps(x, b0, c00), c01 = _mm512_fmadd_ps(x, b1, c01);                     \
+    x = _mm512_set1_ps(a1[off]);                                                               \
+    c10 = _mm512_fmadd_ps(x, b0, c10), c11 = _mm512_fmadd_ps(x, b1, c11);                     \
+    x = _mm512_set1_ps(a2[off]);                                                               \
+    c20 = _mm512_fmadd_ps(x, b0, c20), c21 = _mm512_fmadd_ps(x, b1, c21);                     \
+    x = _mm512_set1_ps(a3[off]);                                                               \
+    c30 = _mm512_fmadd_ps(x, b0, c30), c31 = _mm512_fmadd_ps(x, b1, c31);                     \
+    x = _mm512_set1_ps(a4[off]);                                                               \
+    c40 = _mm512_fmadd_ps(x, b0, c40), c41 = _mm512_fmadd_ps(x, b1, c41);                     \
+    x = _mm512_set1_ps(a5[off]);                                                               \
+    c50 = _mm512_fmadd_ps(x, b0, c50), c51 = _mm512_fmadd_ps(x, b1, c51);                     \
+    off += ks, b += NR;                                                                        \
+  } while (0)
+  int64_t k = 0;
+  /* Weights streamed from memory (a packed A read once per panel of B) are latency-bound
+   * without help: the next call's panel is prefetched, a line per two steps (a line holds
+   * 2.67 steps of a panel), while this one computes. */
+  if (a->next)
+    for (; k + 1 < kc; k += 2) {
+      _mm_prefetch((const char *)(a->next + k * MR), _MM_HINT_T0);
+      KL_K_STEP;
+      KL_K_STEP;
+    }
+  for (; k < kc; k++)
+    KL_K_STEP;
+#undef KL_K_STEP
   __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   for (int i = 0; i < MR; i++)
     for (int h = 0; h < 2; h++) {
@@ -385,11 +401,13 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
           for (int i = 0; i < MR; i++)
             ar.row[i] = pr->a.data + (m0 + (i < rows ? i : rows - 1)) * pr->a.ld + k0;
           ar.k_stride = 1;
+          ar.next = NULL;
         } else {
           const float *panel = pa + (m0 - m_begin) * kc;
           for (int i = 0; i < MR; i++)
             ar.row[i] = panel + i;
           ar.k_stride = MR;
+          ar.next = m0 + MR < m_end ? panel + MR * kc : NULL;
         }
         const float *rb = pr->row_bias ? pr->row_bias + m0 : NULL;
         const float *cb = pr->col_bias ? pr->col_bias + n0 : NULL;
