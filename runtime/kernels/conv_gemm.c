@@ -132,6 +132,8 @@ typedef struct piece {
   __mmask16 load, store, valid;
   int shift;
   int32_t iw0;
+  uint32_t even; /* stride 2: the 32-float span from iw0 is loaded under this mask (lane t at
+                    bit 2t) and its even floats kept, which beats a gather */
 } piece;
 
 enum { MAX_PIECES = 2 * NR };
@@ -165,6 +167,10 @@ __attribute__((target("avx512f"))) static void pack_col_avx512(const col_source 
         pc->load = (__mmask16)(pc->valid >> first);
         pc->src_off = iw0 + b + first;
         pc->iw0 = (int32_t)(iw0 + b * g->sw);
+        pc->even = 0;
+        for (int t = 0; t < 16; t++)
+          if (pc->valid >> t & 1)
+            pc->even |= 1u << (2 * t);
         piece_oh[q] = run->oh;
       }
     }
@@ -173,6 +179,8 @@ __attribute__((target("avx512f"))) static void pack_col_avx512(const col_source 
   const __m512i lane_sw =
       _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                          _mm512_set1_epi32((int)g->sw));
+  const __m512i evens =
+      _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   int64_t kk = g->Kh * g->Kw;
   int64_t c = k0 / kk, ki = (k0 % kk) / g->Kw, kj = k0 % g->Kw;
   for (int64_t k = 0; k < kc; k++) {
@@ -188,6 +196,13 @@ __attribute__((target("avx512f"))) static void pack_col_avx512(const col_source 
           v = _mm512_maskz_loadu_ps(pc->load, row + pc->src_off);
           if (pc->shift)
             v = _mm512_maskz_expand_ps(pc->valid, v);
+        } else if (g->sw == 2) {
+          /* masked lanes are not read, so the span may start or end outside the row */
+          const float *p = (const float *)((uintptr_t)row + (uintptr_t)((int64_t)pc->iw0 * 4));
+          __m512 lo = _mm512_maskz_loadu_ps((__mmask16)pc->even, p);
+          __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(pc->even >> 16),
+                                            (const float *)((uintptr_t)p + 64));
+          v = _mm512_permutex2var_ps(lo, evens, hi);
         } else {
           __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(pc->iw0), lane_sw);
           v = _mm512_mask_i32gather_ps(v, pc->valid, idx, row, 4);

@@ -205,6 +205,9 @@ int main(void) {
   check_conv(1, 3, 6, 40, 5, 1, 5, 1, 0, 4, 1, 1, true);    /* a wide window, pad right only */
   check_conv(1, 300, 6, 6, 7, 3, 3, 1, 1, 1, 1, 1, true);   /* K over two k blocks */
   check_conv(1, 2, 4, 4, 3, 3, 3, 1, 5, 5, 1, 1, true);     /* padding wider than the image */
+  check_conv(1, 2, 5, 3, 3, 3, 3, 2, 6, 4, 1, 1, true);     /* stride 2, padding wider still */
+  check_conv(1, 3, 9, 37, 5, 5, 5, 2, 4, 1, 2, 1, false);   /* stride 2, dilation 2, uneven pad */
+  check_conv(1, 2, 8, 70, 4, 3, 3, 2, 1, 1, 1, 1, true);    /* stride 2 over two panels a row */
   /* Winograd: odd and even sizes (half tiles at the right and bottom), runs of 16 tiles and
    * their remainders, every padding it takes, several tile and channel blocks */
   const int64_t sides[] = {2, 3, 4, 5, 7, 14, 17, 33, 34, 36, 57};
