@@ -157,11 +157,15 @@ bool kl_rt_conv2d_winograd_fits(const int64_t *x_shape, const int64_t *w_shape,
                                 const kl_rt_conv2d_params *p);
 size_t kl_rt_conv2d_winograd_floats(int64_t Cout, int64_t Cin);
 bool kl_rt_conv2d_winograd_pack(const float *w, int64_t Cout, int64_t Cin, float *out);
-/* How a Winograd convolution is cut into tasks: per image, n_tile_blocks blocks of tile_block
- * 2x2 output tiles (of tiles_h x tiles_w) times n_co_blocks blocks of co_block output
- * channels, chosen for threads. */
+/* How a Winograd convolution is cut into tasks: per image, n_tile_blocks blocks of at most
+ * tile_block 2x2 output tiles (of tiles_h x tiles_w) times n_co_blocks blocks of co_block
+ * output channels, chosen for threads. The tiles, in panels of KL_SGEMM_NR, are first cut into
+ * n_ranges ranges of as equal a number of panels as can be (one per thread, so that a static
+ * split of the tasks gives every thread the same work), each range into blocks_per_range
+ * blocks (the last ones may be smaller or empty). */
 typedef struct kl_rt_winograd_split {
   int64_t tiles_h, tiles_w, tile_block, n_tile_blocks, co_block, n_co_blocks;
+  int64_t n_ranges, blocks_per_range;
 } kl_rt_winograd_split;
 void kl_rt_conv2d_winograd_split(const kl_rt_conv2d_dims *d, int threads,
                                  kl_rt_winograd_split *out);

@@ -392,7 +392,8 @@ typedef struct conv_gemm_job {
   const float *x, *w, *w_packed, *bias;
   float *y;
   const kl_sgemm_epilogue *epi;
-  int64_t m_block, n_m, p_block, n_p; /* channels per task and blocks; pixels likewise */
+  int64_t m_block, n_m; /* output channels per task, and blocks of them */
+  int64_t panels, n_p;  /* panels of KL_SGEMM_NR output pixels, and ranges of them */
   bool oom;
 } conv_gemm_job;
 
@@ -401,15 +402,17 @@ static void conv_gemm_tasks(void *ctx, int64_t begin, int64_t end) {
   for (int64_t t = begin; t < end; t++) {
     int64_t pb = t % j->n_p, mb = (t / j->n_p) % j->n_m, ng = t / (j->n_p * j->n_m);
     int64_t g = ng % j->d.groups, n = ng / j->d.groups;
+    int64_t p0 = pb * j->panels / j->n_p, p1 = (pb + 1) * j->panels / j->n_p;
     if (!kl_rt_conv2d_f32_part(&j->d, &j->p, j->x, j->w, j->w_packed, j->bias, j->y, n, g,
-                               mb * j->m_block, (mb + 1) * j->m_block, pb * j->p_block,
-                               (pb + 1) * j->p_block, j->epi))
+                               mb * j->m_block, (mb + 1) * j->m_block, p0 * KL_SGEMM_NR,
+                               p1 * KL_SGEMM_NR, j->epi))
       __atomic_store_n(&j->oom, true, __ATOMIC_RELAXED);
   }
 }
 
-/* Blocks for about four tasks per thread: pixels first (each block of pixels packs its own
- * patches once), then channels when an image has too few pixel panels. */
+/* Blocks for about four tasks per thread: pixels first, in ranges of panels as equal as can
+ * be (each range packs its own patches once, and the static split gives each thread the same
+ * number of panels), then channels when an image has too few pixel panels. */
 static void conv_gemm_split(conv_gemm_job *j, int threads) { /* per (image, group) */
   int64_t P = j->d.Ho * j->d.Wo, units = j->d.N * j->d.groups;
   int64_t panels = (P + KL_SGEMM_NR - 1) / KL_SGEMM_NR;
@@ -419,8 +422,8 @@ static void conv_gemm_split(conv_gemm_job *j, int threads) { /* per (image, grou
   int64_t n_m = n_p >= want ? 1 : (want + n_p - 1) / n_p;
   if (n_m > tiles_m)
     n_m = tiles_m;
-  j->p_block = (panels + n_p - 1) / n_p * KL_SGEMM_NR;
-  j->n_p = (P + j->p_block - 1) / j->p_block;
+  j->panels = panels;
+  j->n_p = n_p;
   j->m_block = (tiles_m + n_m - 1) / n_m * KL_SGEMM_MR;
   j->n_m = (j->d.Cog + j->m_block - 1) / j->m_block;
 }

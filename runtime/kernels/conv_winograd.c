@@ -89,30 +89,41 @@ bool kl_rt_conv2d_winograd_pack(const float *w, int64_t Cout, int64_t Cin, float
 void kl_rt_conv2d_winograd_split(const kl_rt_conv2d_dims *d, int threads,
                                  kl_rt_winograd_split *out) {
   int64_t TH = ceil_div(d->Ho, 2), TW = ceil_div(d->Wo, 2), T = TH * TW;
-  /* tiles per block: V and M of a block in about a megabyte, a multiple of the panel width */
-  int64_t tb = TILE_BUDGET_FLOATS / (XI * (d->Cin + d->Cout)) / KL_SGEMM_NR * KL_SGEMM_NR;
-  if (tb < KL_SGEMM_NR)
-    tb = KL_SGEMM_NR;
-  if (tb > 512)
-    tb = 512;
-  int64_t n_blocks = ceil_div(T, tb);
-  if (threads > 1 && n_blocks * d->N < 2 * threads && T > KL_SGEMM_NR) {
-    /* smaller blocks so every thread has some, still whole panels */
-    int64_t want = ceil_div(2 * threads, d->N);
-    tb = ceil_div(ceil_div(T, want), KL_SGEMM_NR) * KL_SGEMM_NR;
-    n_blocks = ceil_div(T, tb);
-  }
-  int64_t n_co = 1;
-  if (threads > 1 && n_blocks * d->N < 2 * threads) /* few tiles: split the channels too */
-    n_co = min64(ceil_div(2 * threads, n_blocks * d->N), ceil_div(d->Cout, 4 * KL_SGEMM_MR));
-  if (n_co < 1)
-    n_co = 1;
+  int64_t panels = ceil_div(T, KL_SGEMM_NR);
+  /* tiles per block: V and M of a block in about a megabyte, whole panels */
+  int64_t budget = TILE_BUDGET_FLOATS / (XI * (d->Cin + d->Cout)) / KL_SGEMM_NR;
+  budget = budget < 1 ? 1 : budget > 16 ? 16 : budget; /* in panels */
+  /* one range of panels per thread, unless the images alone keep the threads busy */
+  int64_t ranges = threads > 1 && d->N < 2 * (int64_t)threads ? threads : 1;
+  if (ranges > panels)
+    ranges = panels;
+  int64_t per_range = ceil_div(panels, ranges); /* panels of the largest range */
+  int64_t blocks = ceil_div(per_range, budget);
   out->tiles_h = TH;
   out->tiles_w = TW;
-  out->tile_block = tb;
-  out->n_tile_blocks = n_blocks;
+  out->n_ranges = ranges;
+  out->blocks_per_range = blocks;
+  out->tile_block = ceil_div(per_range, blocks) * KL_SGEMM_NR;
+  out->n_tile_blocks = ranges * blocks;
+  int64_t n_co = 1;
+  if (threads > 1 && ranges * d->N < threads) /* fewer panels than threads: split channels */
+    n_co = min64(ceil_div(threads, ranges * d->N), ceil_div(d->Cout, 4 * KL_SGEMM_MR));
+  if (n_co < 1)
+    n_co = 1;
   out->co_block = ceil_div(ceil_div(d->Cout, n_co), KL_SGEMM_MR) * KL_SGEMM_MR;
   out->n_co_blocks = ceil_div(d->Cout, out->co_block);
+}
+
+/* The tiles [*t0, *t1) of block `block` of sp (empty when the block's range is short). */
+static void block_tiles(const kl_rt_winograd_split *sp, int64_t block, int64_t *t0,
+                        int64_t *t1) {
+  int64_t T = sp->tiles_h * sp->tiles_w, panels = ceil_div(T, KL_SGEMM_NR);
+  int64_t r = block / sp->blocks_per_range, j = block % sp->blocks_per_range;
+  int64_t first = r * panels / sp->n_ranges, end = (r + 1) * panels / sp->n_ranges;
+  int64_t p0 = first + j * (sp->tile_block / KL_SGEMM_NR);
+  int64_t p1 = min64(end, p0 + sp->tile_block / KL_SGEMM_NR);
+  *t0 = min64(T, p0 * KL_SGEMM_NR);
+  *t1 = p1 > p0 ? min64(T, p1 * KL_SGEMM_NR) : *t0;
 }
 
 /* ---- scratch ---------------------------------------------------------------------------- */
@@ -340,10 +351,8 @@ bool kl_rt_conv2d_winograd_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_p
                                 const kl_rt_winograd_split *sp, const float *x,
                                 const float *u_packed, const float *bias, float *y, int64_t n,
                                 int64_t block, int64_t co_block, const kl_sgemm_epilogue *epi) {
-  int64_t T = sp->tiles_h * sp->tiles_w;
   wino_task k = {.d = d, .TW = sp->tiles_w, .tb = sp->tile_block};
-  k.t0 = block * sp->tile_block;
-  k.t1 = min64(T, k.t0 + sp->tile_block);
+  block_tiles(sp, block, &k.t0, &k.t1);
   int64_t co0 = co_block * sp->co_block, co1 = min64(d->Cout, co0 + sp->co_block);
   if (k.t0 >= k.t1 || co0 >= co1)
     return true;
