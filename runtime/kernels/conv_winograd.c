@@ -126,52 +126,6 @@ static void block_tiles(const kl_rt_winograd_split *sp, int64_t block, int64_t *
   *t1 = p1 > p0 ? min64(T, p1 * KL_SGEMM_NR) : *t0;
 }
 
-/* ---- scratch ---------------------------------------------------------------------------- */
-
-typedef struct wino_scratch {
-  float *data;
-  size_t floats;
-} wino_scratch;
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static bool scratch_key_ok;
-
-static void scratch_free(void *p) {
-  wino_scratch *s = p;
-  free(s->data);
-  free(s);
-}
-
-static void scratch_init(void) {
-  scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
-}
-
-/* At least n floats owned by the calling thread (64-byte aligned), or NULL. */
-static float *scratch_get(size_t n) {
-  pthread_once(&scratch_once, scratch_init);
-  if (!scratch_key_ok)
-    return NULL;
-  wino_scratch *s = pthread_getspecific(scratch_key);
-  if (!s) {
-    s = calloc(1, sizeof *s);
-    if (!s || pthread_setspecific(scratch_key, s) != 0) {
-      free(s);
-      return NULL;
-    }
-  }
-  if (s->floats < n) {
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes);
-    if (!p)
-      return NULL;
-    free(s->data);
-    s->data = p;
-    s->floats = bytes / sizeof(float);
-  }
-  return s->data;
-}
-
 /* ---- transforms ------------------------------------------------------------------------- */
 
 /* What a task's transforms share. The padded copy holds rows [row0, row0 + rows) of the input
@@ -362,7 +316,7 @@ bool kl_rt_conv2d_winograd_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_p
   k.wp = 2 * k.TW + 2 + 32; /* the last run of a tile row reads up to 34 floats on */
   size_t pad_floats = (size_t)(d->Cin * k.rows * k.wp);
   size_t v_floats = (size_t)(XI * d->Cin * k.tb), m_floats = (size_t)(XI * d->Cout * k.tb);
-  float *work = scratch_get(pad_floats + v_floats + m_floats);
+  float *work = kl_rt_scratch(KL_SCRATCH_WINOGRAD, pad_floats + v_floats + m_floats);
   if (!work)
     return false;
   k.pad = work, k.V = work + pad_floats, k.M = k.V + v_floats;

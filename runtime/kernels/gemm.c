@@ -21,6 +21,7 @@
 #include <pthread.h>
 
 #include "../gemm.h"
+#include "kernels_internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -286,50 +287,6 @@ static const isa_choice *isa(void) {
 
 const char *kl_sgemm_isa(void) { return isa()->name; }
 
-/* ---- scratch: one growing buffer per thread, freed when the thread ends ---------------- */
-
-typedef struct scratch {
-  float *data;
-  size_t floats;
-} scratch;
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static bool scratch_key_ok;
-
-static void scratch_free(void *p) {
-  scratch *s = p;
-  free(s->data);
-  free(s);
-}
-
-static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
-
-/* At least n floats, 64-byte aligned, owned by the calling thread; NULL when out of memory. */
-static float *scratch_get(size_t n) {
-  pthread_once(&scratch_once, scratch_init);
-  if (!scratch_key_ok)
-    return NULL;
-  scratch *s = pthread_getspecific(scratch_key);
-  if (!s) {
-    s = calloc(1, sizeof *s);
-    if (!s || pthread_setspecific(scratch_key, s) != 0) {
-      free(s);
-      return NULL;
-    }
-  }
-  if (s->floats < n) {
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes);
-    if (!p)
-      return NULL;
-    free(s->data);
-    s->data = p;
-    s->floats = bytes / sizeof(float);
-  }
-  return s->data;
-}
-
 /* ---- the driver ------------------------------------------------------------------------- */
 
 /* B from an operand as stored: one panel copied out of it. */
@@ -368,7 +325,7 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
   size_t b_floats = packed_b ? 0 : (size_t)(KC * NR);
   float *work = NULL;
   if (a_floats + b_floats) {
-    work = scratch_get(a_floats + b_floats);
+    work = kl_rt_scratch(KL_SCRATCH_GEMM, a_floats + b_floats);
     if (!work)
       return false;
   }

@@ -133,4 +133,15 @@ kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const 
                                   const kl_rt_conv2d_params *p, kl_tensor *y,
                                   const kl_sgemm_epilogue *epi);
 
+/* Per-thread scratch memory (scratch.c): at least n floats, 64-byte aligned, owned by the
+ * calling thread and kept for its next call, or NULL when out of memory. A kernel that holds
+ * its buffer while calling another kernel uses a slot of its own. */
+typedef enum kl_scratch_slot {
+  KL_SCRATCH_GEMM,     /* kl_sgemm_run's packed panels */
+  KL_SCRATCH_WINOGRAD, /* a Winograd task's padded input and transforms (it calls the GEMM) */
+  KL_SCRATCH_VEC,      /* vec_f32.c's users: attention's scores (it calls the GEMM) */
+  KL_SCRATCH_SLOTS
+} kl_scratch_slot;
+float *kl_rt_scratch(kl_scratch_slot slot, size_t n);
+
 #endif

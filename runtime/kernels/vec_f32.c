@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels_internal.h"
 #include "vmath.h"
 
 /* ---- AVX-512 ------------------------------------------------------------------------------ */
@@ -219,49 +220,4 @@ const kl_vec_f32_ops *kl_vec_f32(void) {
   return chosen;
 }
 
-/* ---- scratch: one growing buffer per thread, freed when the thread ends -------------------- */
-
-typedef struct scratch {
-  float *data;
-  size_t floats;
-} scratch;
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static bool scratch_key_ok;
-
-static void scratch_free(void *p) {
-  scratch *s = p;
-  free(s->data);
-  free(s);
-}
-
-static void scratch_init(void) {
-  scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
-}
-
-float *kl_vec_scratch(size_t n) {
-  pthread_once(&scratch_once, scratch_init);
-  if (!scratch_key_ok)
-    return NULL;
-  scratch *s = pthread_getspecific(scratch_key);
-  if (!s) {
-    s = calloc(1, sizeof *s);
-    if (!s || pthread_setspecific(scratch_key, s) != 0) {
-      free(s);
-      return NULL;
-    }
-  }
-  if (s->floats < n) {
-    if (n > (SIZE_MAX - 63) / sizeof(float))
-      return NULL;
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes);
-    if (!p)
-      return NULL;
-    free(s->data);
-    s->data = p;
-    s->floats = bytes / sizeof(float);
-  }
-  return s->data;
-}
+float *kl_vec_scratch(size_t n) { return kl_rt_scratch(KL_SCRATCH_VEC, n); }
