@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dtype.h"
 #include "status.h"
@@ -12,11 +13,25 @@
 
 #define KL_ART_ERR_MAX 1024
 
+/* KILN_PROFILE: seconds and calls per call site (a step's or region's `what`, one string per
+ * site in the generated code), in a table hashed by the string's address. */
+typedef struct prof_site {
+  const char *what;
+  double seconds;
+  int64_t calls;
+} prof_site;
+
+typedef struct prof_table {
+  prof_site *sites;
+  int64_t cap, n, runs;
+} prof_table;
+
 struct kl_art_ctx {
   const kl_art_model *model;
   kl_tensor *tensors; /* model->n_tensors headers */
   void *workspace;
   kl_threadpool *pool;
+  prof_table *prof; /* NULL unless KILN_PROFILE was set at create */
   char err[KL_ART_ERR_MAX];
 };
 
@@ -54,10 +69,95 @@ static int make_pool(int32_t n_threads, kl_threadpool **out_pool) {
   return KL_ARTIFACT_OK;
 }
 
+/* ---- KILN_PROFILE ---- */
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static prof_table *prof_create(void) {
+  const char *env = getenv("KILN_PROFILE");
+  if (!env || !env[0] || !strcmp(env, "0"))
+    return NULL;
+  prof_table *t = calloc(1, sizeof *t);
+  if (t) {
+    t->cap = 256;
+    t->sites = calloc((size_t)t->cap, sizeof *t->sites);
+    if (!t->sites) {
+      free(t);
+      t = NULL;
+    }
+  }
+  return t; /* out of memory: no profile, the model still runs */
+}
+
+static void prof_add(prof_table *t, const char *what, double seconds) {
+  if (!what)
+    what = "(unnamed)";
+  if (2 * (t->n + 1) > t->cap) { /* grow: rehash into twice the slots */
+    prof_site *grown = calloc((size_t)(2 * t->cap), sizeof *grown);
+    if (!grown)
+      return;
+    for (int64_t i = 0; i < t->cap; i++) {
+      if (!t->sites[i].what)
+        continue;
+      uintptr_t h = (uintptr_t)t->sites[i].what >> 4;
+      while (grown[h % (uintptr_t)(2 * t->cap)].what)
+        h++;
+      grown[h % (uintptr_t)(2 * t->cap)] = t->sites[i];
+    }
+    free(t->sites);
+    t->sites = grown;
+    t->cap *= 2;
+  }
+  uintptr_t h = (uintptr_t)what >> 4;
+  prof_site *site;
+  while ((site = &t->sites[h % (uintptr_t)t->cap])->what && site->what != what)
+    h++;
+  if (!site->what) {
+    site->what = what;
+    t->n++;
+  }
+  site->seconds += seconds;
+  site->calls++;
+}
+
+static int by_seconds(const void *a, const void *b) {
+  double x = ((const prof_site *)a)->seconds, y = ((const prof_site *)b)->seconds;
+  return (x < y) - (x > y);
+}
+
+static void prof_print(const kl_art_ctx *ctx) {
+  prof_table *t = ctx->prof;
+  int64_t n = 0;
+  double total = 0;
+  for (int64_t i = 0; i < t->cap; i++)
+    if (t->sites[i].what) {
+      t->sites[n++] = t->sites[i];
+      total += t->sites[i].seconds;
+    }
+  qsort(t->sites, (size_t)n, sizeof *t->sites, by_seconds);
+  double runs = t->runs > 0 ? (double)t->runs : 1.0;
+  fprintf(stderr, "kiln profile of %s: %lld runs, %.3f ms a run in %lld steps and regions\n",
+          ctx->model->desc->name, (long long)t->runs, total * 1e3 / runs, (long long)n);
+  fprintf(stderr, "%10s %6s %6s  %s\n", "ms/run", "%", "calls", "step");
+  for (int64_t i = 0; i < n; i++)
+    fprintf(stderr, "%10.4f %6.2f %6.1f  %s\n", t->sites[i].seconds * 1e3 / runs,
+            total > 0 ? 100.0 * t->sites[i].seconds / total : 0.0,
+            (double)t->sites[i].calls / runs, t->sites[i].what);
+}
+
 void kl_art_destroy(void *p) {
   kl_art_ctx *ctx = p;
   if (!ctx)
     return;
+  if (ctx->prof) {
+    prof_print(ctx);
+    free(ctx->prof->sites);
+    free(ctx->prof);
+  }
   kl_threadpool_destroy(ctx->pool);
   free(ctx->workspace);
   free(ctx->tensors);
@@ -132,6 +232,7 @@ int kl_art_create(const kl_art_model *model, const kl_artifact_options *opts, vo
     kl_art_destroy(ctx);
     return rc;
   }
+  ctx->prof = prof_create();
   *out_ctx = ctx;
   return KL_ARTIFACT_OK;
 }
@@ -201,6 +302,8 @@ int kl_art_run(void *p, const void *const *inputs, void *const *outputs, uint32_
   int rc = ctx->model->body(ctx);
   if (rc == KL_ARTIFACT_OK)
     ctx->err[0] = '\0';
+  if (ctx->prof)
+    ctx->prof->runs++;
   return rc;
 }
 
@@ -222,7 +325,10 @@ int kl_art_step(kl_art_ctx *ctx, const void *fn, const void *params, const int32
   kl_step_env env = {ctx->pool};
   kl_step_fn step;
   memcpy(&step, &fn, sizeof step); /* an object pointer to a function pointer, as dlsym */
+  double t0 = ctx->prof ? now_seconds() : 0;
   kl_status s = step(&env, params, ts, n_in, ts + n_in, n_out);
+  if (ctx->prof)
+    prof_add(ctx->prof, what, now_seconds() - t0);
   if (ts != small)
     free(ts);
   if (!s)
@@ -245,7 +351,7 @@ static void region_trampoline(void *p, int64_t begin, int64_t end) {
 }
 
 int kl_art_region(kl_art_ctx *ctx, const void *fn, const int32_t *ids, int32_t n_bufs,
-                  int64_t rows, int64_t min_rows) {
+                  int64_t rows, int64_t min_rows, const char *what) {
   void *small[KL_ART_SMALL] = {0};
   void **bufs = n_bufs <= KL_ART_SMALL ? small : malloc((size_t)n_bufs * sizeof *bufs);
   region_call c;
@@ -257,12 +363,15 @@ int kl_art_region(kl_art_ctx *ctx, const void *fn, const int32_t *ids, int32_t n
   for (int32_t i = 0; i < n_bufs; i++)
     bufs[i] = ctx->tensors[ids[i]].data;
   c.bufs = bufs;
+  double t0 = ctx->prof ? now_seconds() : 0;
   if (rows > 0) {
     if (!ctx->pool)
       c.fn(bufs, 0, rows);
     else
       kl_parallel_for(ctx->pool, rows, min_rows < 1 ? 1 : min_rows, region_trampoline, &c);
   }
+  if (ctx->prof)
+    prof_add(ctx->prof, what, now_seconds() - t0);
   if (bufs != small)
     free(bufs);
   return KL_ARTIFACT_OK;

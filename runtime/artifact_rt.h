@@ -62,16 +62,20 @@ const char *kl_art_status_message(int code);
 
 /* ---- what the body calls ---- */
 
+/* With KILN_PROFILE set (to anything but "" or "0") when a context is created, every step and
+ * region the context runs is timed, and destroying the context prints each one's time per run
+ * to stderr, slowest first. */
+
 /* Runs step fn (a kl_step_fn) with params on the tensors ids[0 .. n_in-1] -> ids[n_in ..
  * n_in+n_out-1] (id -1: an absent optional input). On failure the context's message becomes
  * "<what>: <the step's message>" and the result is KL_ARTIFACT_ERR_RUNTIME (or OUT_OF_MEMORY). */
 int kl_art_step(kl_art_ctx *ctx, const void *fn, const void *params, const int32_t *ids,
                 int32_t n_in, int32_t n_out, const char *what);
 /* Runs region fn over rows [0, rows) with bufs = the data of tensors ids[0 .. n_bufs-1],
- * splitting rows across the context's pool in chunks of at least min_rows. Like
- * kl_art_copy, returns a KL_ARTIFACT_* code the body checks. */
+ * splitting rows across the context's pool in chunks of at least min_rows; what names it (the
+ * node). Like kl_art_copy, returns a KL_ARTIFACT_* code the body checks. */
 int kl_art_region(kl_art_ctx *ctx, const void *fn, const int32_t *ids, int32_t n_bufs,
-                  int64_t rows, int64_t min_rows);
+                  int64_t rows, int64_t min_rows, const char *what);
 /* Whether the first element of tensor id (a prim::If condition) is nonzero. */
 int kl_art_cond(kl_art_ctx *ctx, int32_t id);
 /* prim::Loop: the first element of tensor id as int64 (the trip count); storing the iteration

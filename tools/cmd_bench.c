@@ -305,11 +305,16 @@ const kl_cli_command kl_cmd_bench = {
         "--bind NAME=FILE.npy compiles MODEL with graph input NAME replaced by the .npy's\n"
         "tensor, as `kiln compile --bind` does (the cache keeps one library per set of bound\n"
         "values); the library then has no input NAME, so it takes no --input for it. A model\n"
-        "whose shapes depend on input values compiles only with those inputs bound.",
+        "whose shapes depend on input values compiles only with those inputs bound.\n"
+        "\n"
+        "With KILN_PROFILE=1 in the environment the library also times each of its steps and\n"
+        "elementwise regions (warm-up calls included) and prints, on stderr, their time per run\n"
+        "slowest first.",
     .options = bench_options,
     .n_options = (int)(sizeof bench_options / sizeof bench_options[0]),
     .examples = "  kiln bench model.onnx --threads 4\n"
                 "  kiln bench libnet.so --input x=x.npy --iters 1000 --json\n"
-                "  kiln bench reshape.onnx --bind shape=shape.npy --input x=x.npy\n",
+                "  kiln bench reshape.onnx --bind shape=shape.npy --input x=x.npy\n"
+                "  KILN_PROFILE=1 kiln bench libnet.so --iters 20\n",
     .run = bench_run,
 };

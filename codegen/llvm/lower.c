@@ -353,7 +353,8 @@ static bool same_shape(const kl_ir_type *a, const kl_ir_type *b) {
 
 /* The nodes nodes[0 .. n-1] (consecutive in their block) as one region. A value of theirs is
  * an output of the region when something outside it reads it (another node, a block return). */
-static kl_status emit_region(kl_llvm_lower *L, const kl_ir_node *const *nodes, int n) {
+static kl_status emit_region(kl_llvm_lower *L, const kl_ir_node *const *nodes, int n,
+                             const char *what) {
   int cap = 8;
   for (int i = 0; i < n; i++)
     cap += nodes[i]->n_inputs + nodes[i]->n_outputs;
@@ -405,13 +406,17 @@ static kl_status emit_region(kl_llvm_lower *L, const kl_ir_node *const *nodes, i
         ids[n_outs + i] = L->tid[ins[i]->id];
       /* Chunks of at least ~32k elements: smaller ones cost more to hand out than to run. */
       int64_t min_rows = cols >= 32768 ? 1 : 32768 / cols;
-      LLVMValueRef args[6] = {L->body_ctx,
+      char label[256];
+      snprintf(label, sizeof label, "%s, elementwise %s%s", what, kl_ir_node_op_name(nodes[0]),
+               n > 1 ? " ..." : "");
+      LLVMValueRef args[7] = {L->body_ctx,
                               fn,
                               ids_global(L, ids, n_outs + n_ins),
                               LLVMConstInt(L->i32, (unsigned long long)(n_outs + n_ins), 0),
                               LLVMConstInt(L->i64, (unsigned long long)rows, 0),
-                              LLVMConstInt(L->i64, (unsigned long long)min_rows, 0)};
-      call_checked(L, L->f_region, args, 6);
+                              LLVMConstInt(L->i64, (unsigned long long)min_rows, 0),
+                              kl_llvm_const_string(L, label)};
+      call_checked(L, L->f_region, args, 7);
     }
   }
   free(ins);
@@ -568,7 +573,7 @@ static kl_status lower_group(kl_llvm_lower *L, const kl_ir_node *gn, const char 
     if (n->op == KL_OP_PARAM || n->op == KL_OP_CONSTANT)
       continue;
     if (region_capable(n)) {
-      s = emit_region(L, nodes + first, count);
+      s = emit_region(L, nodes + first, count, what);
     } else if (n->op == KL_OP_FUSION_GROUP) { /* nested: lowered in place, same scratch */
       char inner[256];
       snprintf(inner, sizeof inner, "%s, nested %s", what, kl_ir_node_op_name(n));
@@ -800,7 +805,7 @@ static kl_status emit_node(kl_llvm_lower *L, const kl_ir_node *n, const char *wh
     return lower_group(L, n, what);
   if (region_capable(n)) {
     const kl_ir_node *one[1] = {n};
-    return kl_status_annotate(emit_region(L, one, 1), "%s", what);
+    return kl_status_annotate(emit_region(L, one, 1, what), "%s", what);
   }
   return kl_status_annotate(emit_step(L, n, what, NULL), "%s", what);
 }
@@ -853,8 +858,8 @@ kl_status kl_llvm_lower_graph(kl_llvm_lower *L) {
   LLVMPositionBuilderAtEnd(L->b, entry);
   LLVMTypeRef step_params[7] = {L->ptr, L->ptr, L->ptr, L->ptr, L->i32, L->i32, L->ptr};
   L->f_step = kl_llvm_runtime_fn(L, "kl_art_step", L->i32, step_params, 7);
-  LLVMTypeRef region_params[6] = {L->ptr, L->ptr, L->ptr, L->i32, L->i64, L->i64};
-  L->f_region = kl_llvm_runtime_fn(L, "kl_art_region", L->i32, region_params, 6);
+  LLVMTypeRef region_params[7] = {L->ptr, L->ptr, L->ptr, L->i32, L->i64, L->i64, L->ptr};
+  L->f_region = kl_llvm_runtime_fn(L, "kl_art_region", L->i32, region_params, 7);
   LLVMTypeRef copy_params[3] = {L->ptr, L->i32, L->i32};
   L->f_copy = kl_llvm_runtime_fn(L, "kl_art_copy", L->i32, copy_params, 3);
 

@@ -93,6 +93,17 @@ if [ "$rc" -eq 0 ]; then
   run compile "$DATA/add_relu.ir" -o "$TMP/libq.so"
   expect_rc 0
   expect_no_err
+  # KILN_PROFILE: the library times each step and region and prints them as its context ends
+  export KILN_PROFILE=1
+  run bench "$TMP/libmy-model.so" --iters 3 --warmup 1
+  unset KILN_PROFILE
+  expect_rc 0
+  expect_err "kiln profile of my_model: 4 runs"
+  expect_err "ms/run"
+  expect_err "elementwise aten::add"
+  KILN_PROFILE=0 run bench "$TMP/libmy-model.so" --iters 3 --warmup 1
+  expect_rc 0
+  expect_no_err
 else
   echo "note: the backend did not compile add_relu.ir; only usage errors were checked:" >&2
   head -3 "$TMP/err" >&2
