@@ -472,14 +472,6 @@ static bool region_capable(const kl_ir_node *n) {
          kl_ew_node_supported(n, NULL);
 }
 
-/* The epilogue whose chain node i belongs to (the conv's, for a taken node). */
-static const kl_llvm_conv_epilogue *epi_of(const kl_llvm_conv_epilogue *epi, const bool *has_epi,
-                                           int i) {
-  while (i > 0 && !has_epi[i])
-    i--;
-  return &epi[i];
-}
-
 static kl_status lower_group(kl_llvm_lower *L, const kl_ir_node *gn, const char *what) {
   const kl_ir_block *body = gn->blocks[0];
   if (body->n_params != gn->n_inputs || body->n_returns != gn->n_outputs)
@@ -495,27 +487,29 @@ static kl_status lower_group(kl_llvm_lower *L, const kl_ir_node *gn, const char 
   n_nodes = 0;
   for (const kl_ir_node *n = body->first; n; n = n->next)
     nodes[n_nodes++] = n;
-  /* Epilogues the conv steps take over (epilogue.c): taken[i] for the nodes they absorb. */
+  /* Epilogues the conv steps take over (epilogue.c): chain[i] is the index of the conv whose
+   * chain holds node i (the conv itself included), -1 for the other nodes; epi[c] is conv c's. */
   kl_llvm_conv_epilogue *epi = calloc((size_t)n_nodes + 1, sizeof *epi);
-  bool *has_epi = calloc((size_t)n_nodes + 1, sizeof *has_epi);
-  bool *taken = calloc((size_t)n_nodes + 1, sizeof *taken);
-  if (!epi || !has_epi || !taken)
+  int *chain = malloc(((size_t)n_nodes + 1) * sizeof *chain);
+  if (!epi || !chain)
     kl_fatal_oom();
+  for (int i = 0; i < n_nodes; i++)
+    chain[i] = -1;
   for (int i = 0; i < n_nodes && !L->o->no_fuse_epilogue; i++) {
     if (!kl_llvm_match_conv_epilogue((const kl_ir_node *const *)nodes, n_nodes, i, &epi[i]))
       continue;
-    has_epi[i] = true;
-    for (int k = 1; k <= epi[i].n_nodes; k++)
-      taken[i + k] = true;
+    for (int k = 0; k <= epi[i].n_nodes; k++)
+      chain[i + k] = i;
     i += epi[i].n_nodes;
   }
+#define TAKEN(i) (chain[i] >= 0 && chain[i] != (i)) /* absorbed by the conv before it */
   /* Segments: seg_start[i] .. seg_start[i+1]-1. A region extends while nodes fit it; the
    * nodes a step takes over stay in its segment. */
   int n_segs = 0;
   for (int i = 0; i < n_nodes; i++) {
-    if (taken[i])
+    if (TAKEN(i))
       continue;
-    bool joins = i > 0 && !taken[i - 1] && region_capable(nodes[i]) &&
+    bool joins = i > 0 && !TAKEN(i - 1) && region_capable(nodes[i]) &&
                  region_capable(nodes[i - 1]) &&
                  same_shape(&nodes[i]->outputs[0]->type, &nodes[i - 1]->outputs[0]->type);
     if (!joins)
@@ -558,15 +552,15 @@ static kl_status lower_group(kl_llvm_lower *L, const kl_ir_node *gn, const char 
     }
     for (int j = 0; j < n->n_outputs && !s; j++) {
       const kl_ir_value *v = n->outputs[j];
-      bool alias = (has_epi[i] || taken[i]) && !(taken[i] && v == epi_of(epi, has_epi, i)->final);
+      bool alias = chain[i] >= 0 && v != epi[chain[i]].final; /* written as the final value */
       if (L->tid[v->id] < 0 && !alias)
         s = add_scratch(L, v);
     }
   }
   /* the conv and every value of its chain are written as the chain's last value */
   for (int i = 0; i < n_nodes && !s; i++)
-    for (int k = 0; has_epi[i] && k <= epi[i].n_nodes; k++)
-      L->tid[nodes[i + k]->outputs[0]->id] = L->tid[epi[i].final->id];
+    if (chain[i] >= 0)
+      L->tid[nodes[i]->outputs[0]->id] = L->tid[epi[chain[i]].final->id];
   for (int k = 0; k < n_segs && !s; k++) {
     int first = seg_start[k], count = seg_start[k + 1] - first;
     const kl_ir_node *n = nodes[first];
@@ -581,7 +575,7 @@ static kl_status lower_group(kl_llvm_lower *L, const kl_ir_node *gn, const char 
     } else {
       char inner[256];
       snprintf(inner, sizeof inner, "%s, %s", what, kl_ir_node_op_name(n));
-      s = emit_step(L, n, inner, has_epi[first] ? &epi[first] : NULL);
+      s = emit_step(L, n, inner, chain[first] == first ? &epi[first] : NULL);
     }
     if (s)
       s = kl_status_annotate(s, "%s, %s", what, kl_ir_node_op_name(n));
@@ -591,9 +585,9 @@ static kl_status lower_group(kl_llvm_lower *L, const kl_ir_node *gn, const char 
   free(nodes);
   free(seg_start);
   free(copies);
+#undef TAKEN
   free(epi);
-  free(has_epi);
-  free(taken);
+  free(chain);
   return s;
 }
 
