@@ -182,14 +182,28 @@ bool kl_rt_conv2d_uses_gemm(const int64_t *w_shape, int64_t groups);
 /* The f32 GEMM convolution of checked operands (d from kl_rt_conv2d_check) for image n, group
  * g, the output channels [m_begin, m_end) of the group and the output pixels [p_begin, p_end)
  * of Ho * Wo only; m_begin is a multiple of KL_SGEMM_MR and p_begin of KL_SGEMM_NR
- * (runtime/gemm.h). The weights are w_packed when not NULL, else w. Any split gives the same
+ * (runtime/gemm.h). The weights are w_packed when not NULL, else w; the patches are col
+ * (kl_rt_conv2d_pack_col) when not NULL, else packed as needed. Any split gives the same
  * bits. epi (NULL for none; its residual indexed like y) is applied to each output element.
  * Returns false when scratch memory cannot be had. */
 bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
                            const float *x, const float *w, const float *w_packed,
-                           const float *bias, float *y, int64_t n, int64_t g, int64_t m_begin,
-                           int64_t m_end, int64_t p_begin, int64_t p_end,
+                           const float *col, const float *bias, float *y, int64_t n, int64_t g,
+                           int64_t m_begin, int64_t m_end, int64_t p_begin, int64_t p_end,
                            const kl_sgemm_epilogue *epi);
+/* The patch matrix (im2col, K = Cg * Kh * Kw rows by P = Ho * Wo columns) of image n, group g
+ * of checked operands, packed the way the GEMM reads B (kl_sgemm_pack_b's layout, runtime/
+ * gemm.h): kl_rt_conv2d_col_floats floats. kl_rt_conv2d_pack_col writes the panels [panel_begin,
+ * panel_end) of KL_SGEMM_NR pixels (each panel's rows for every block of k), so tasks can
+ * share the work; kl_rt_conv2d_f32_part given col reads it instead of packing its own panels,
+ * with the same bits. When several tasks cover the same pixels (channel blocks), packing once
+ * saves repeating it in each. kl_rt_conv2d_col_scratch is the calling thread's buffer for it
+ * (NULL when out of memory), kept for its next call. */
+size_t kl_rt_conv2d_col_floats(const kl_rt_conv2d_dims *d);
+void kl_rt_conv2d_pack_col(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
+                           const float *x, int64_t n, int64_t g, int64_t panel_begin,
+                           int64_t panel_end, float *col);
+float *kl_rt_conv2d_col_scratch(size_t floats);
 
 /* ---- normalization ------------------------------------------------------------------- */
 /* Inference batch norm over dim 1: y = (x - mean) / sqrt(var + eps) * weight + bias. */

@@ -9,7 +9,9 @@
  *   linear  f32 with >= 16 rows: tiles of (rows, output features) of the GEMM; otherwise
  *           single rows times blocks of output features (the kernel's dot-product path);
  *   conv2d  f32 GEMM convolutions: tiles of (image, group, output channels, output pixels),
- *           each a part of the implicit GEMM (kernels.h, kl_rt_conv2d_f32_part); Winograd
+ *           each a part of the implicit GEMM (kernels.h, kl_rt_conv2d_f32_part), and when
+ *           one image has too few pixels for every thread, its patch matrix packed first by
+ *           all threads (kl_rt_conv2d_pack_col), then tiles of output channels only; Winograd
  *           ones: (image, tiles, output channels); the ones the direct kernel takes
  *           (depthwise, narrow groups: conv_depthwise.c): (image, output channel), since that
  *           kernel computes each output plane on its own; others: (image, group, block of
@@ -390,6 +392,7 @@ typedef struct conv_gemm_job {
   kl_rt_conv2d_dims d;
   kl_rt_conv2d_params p;
   const float *x, *w, *w_packed, *bias;
+  float *col; /* NULL, or the one image's patch matrix the tasks share (conv_gemm_pack) */
   float *y;
   const kl_sgemm_epilogue *epi;
   int64_t m_block, n_m; /* output channels per task, and blocks of them */
@@ -397,18 +400,26 @@ typedef struct conv_gemm_job {
   bool oom;
 } conv_gemm_job;
 
+static void conv_gemm_pack_tasks(void *ctx, int64_t begin, int64_t end) {
+  conv_gemm_job *j = ctx;
+  kl_rt_conv2d_pack_col(&j->d, &j->p, j->x, 0, 0, begin, end, j->col);
+}
+
 static void conv_gemm_tasks(void *ctx, int64_t begin, int64_t end) {
   conv_gemm_job *j = ctx;
   for (int64_t t = begin; t < end; t++) {
     int64_t pb = t % j->n_p, mb = (t / j->n_p) % j->n_m, ng = t / (j->n_p * j->n_m);
     int64_t g = ng % j->d.groups, n = ng / j->d.groups;
     int64_t p0 = pb * j->panels / j->n_p, p1 = (pb + 1) * j->panels / j->n_p;
-    if (!kl_rt_conv2d_f32_part(&j->d, &j->p, j->x, j->w, j->w_packed, j->bias, j->y, n, g,
-                               mb * j->m_block, (mb + 1) * j->m_block, p0 * KL_SGEMM_NR,
+    if (!kl_rt_conv2d_f32_part(&j->d, &j->p, j->x, j->w, j->w_packed, j->col, j->bias, j->y,
+                               n, g, mb * j->m_block, (mb + 1) * j->m_block, p0 * KL_SGEMM_NR,
                                p1 * KL_SGEMM_NR, j->epi))
       __atomic_store_n(&j->oom, true, __ATOMIC_RELAXED);
   }
 }
+
+/* The largest patch matrix conv2d packs once for all its tasks (floats; 16 MiB). */
+enum { MAX_SHARED_COL_FLOATS = 4 << 20 };
 
 /* Blocks for about four tasks per thread: pixels first, in ranges of panels as equal as can
  * be (each range packs its own patches once, and the static split gives each thread the same
@@ -659,6 +670,19 @@ STEP(conv2d) {
                        .epi = epi};
     int64_t work = d.N * d.Cout * d.Ho * d.Wo * d.Cg * d.Kh * d.Kw;
     conv_gemm_split(&j, work < MIN_PARALLEL_WORK ? 1 : threads);
+    if (j.n_m > 1 && d.N == 1 && d.groups == 1) {
+      /* Blocks of channels would each pack the same patches: the threads pack them once
+       * together first, then the tasks split the channels only (each reads its weights once). */
+      size_t floats = kl_rt_conv2d_col_floats(&d);
+      if (floats <= MAX_SHARED_COL_FLOATS && (j.col = kl_rt_conv2d_col_scratch(floats))) {
+        kl_parallel_for(env->pool, j.panels, 1, conv_gemm_pack_tasks, &j);
+        int64_t tiles_m = (d.Cog + KL_SGEMM_MR - 1) / KL_SGEMM_MR;
+        int64_t n_m = 4 * (int64_t)threads < tiles_m ? 4 * (int64_t)threads : tiles_m;
+        j.n_p = 1;
+        j.m_block = (tiles_m + n_m - 1) / n_m * KL_SGEMM_MR;
+        j.n_m = (d.Cog + j.m_block - 1) / j.m_block;
+      }
+    }
     int64_t tasks = d.N * d.groups * j.n_m * j.n_p;
     if (threads <= 1 || tasks < 2)
       conv_gemm_tasks(&j, 0, tasks);

@@ -127,8 +127,9 @@ kl_status kl_rt_conv2d(const kl_tensor *x, const kl_tensor *w, const kl_tensor *
   if (x->dtype == KL_F32) { /* the implicit GEMM of conv_gemm.c */
     for (int64_t n = 0; n < d.N; n++)
       for (int64_t g = 0; g < d.groups; g++)
-        if (!kl_rt_conv2d_f32_part(&d, p, x->data, w->data, NULL, bias ? bias->data : NULL,
-                                   y->data, n, g, 0, d.Cog, 0, d.Ho * d.Wo, NULL))
+        if (!kl_rt_conv2d_f32_part(&d, p, x->data, w->data, NULL, NULL,
+                                   bias ? bias->data : NULL, y->data, n, g, 0, d.Cog, 0,
+                                   d.Ho * d.Wo, NULL))
           return kl_rt_oom("conv2d");
     return NULL;
   }

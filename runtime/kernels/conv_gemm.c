@@ -14,7 +14,9 @@
  *
  * kl_rt_conv2d_f32_part computes a range of output pixels of one (image, group), so a step can
  * split a convolution across threads; the GEMM gives every element the same bits whatever the
- * split. */
+ * split. When a step splits the output channels of few pixels across threads, each task would
+ * pack the same panels: kl_rt_conv2d_pack_col then packs the whole patch matrix once (its
+ * panels shared out among the threads) and the parts read it as a packed B. */
 #include <string.h>
 
 #include "../gemm.h"
@@ -115,12 +117,14 @@ static void pack_col_scalar(const col_source *s, int64_t P, int64_t k0, int64_t 
 }
 
 #ifdef KL_CONV_X86
-static inline __mmask16 lanes_mask(int64_t from, int64_t to) { /* bits [from, to) of 0..16 */
+/* Bits [from, to) of a 16-lane mask, from and to clipped to [0, 16] first: a piece past a
+ * run's valid lanes asks for a range wholly below 0. */
+static inline __mmask16 lanes_mask(int64_t from, int64_t to) {
+  from = from < 0 ? 0 : from > 16 ? 16 : from;
+  to = to < 0 ? 0 : to > 16 ? 16 : to;
   if (to <= from)
     return 0;
-  uint32_t hi = to >= 16 ? 0xFFFFu : ((1u << to) - 1u);
-  uint32_t lo = from <= 0 ? 0u : ((1u << from) - 1u);
-  return (__mmask16)(hi & ~lo);
+  return (__mmask16)(((1u << to) - 1u) & ~((1u << from) - 1u));
 }
 
 /* How one 16-lane piece of a run reads an input row, for one kj: the piece's lanes go to
@@ -132,6 +136,7 @@ typedef struct piece {
   __mmask16 load, store, valid;
   int shift;
   int32_t iw0;
+  bool inside;   /* stride 2: the whole span lies in the row (plain loads) */
   uint32_t even; /* stride 2: the 32-float span from iw0 is loaded under this mask (lane t at
                     bit 2t) and its even floats kept, which beats a gather */
 } piece;
@@ -171,6 +176,8 @@ __attribute__((target("avx512f"))) static void pack_col_avx512(const col_source 
         for (int t = 0; t < 16; t++)
           if (pc->valid >> t & 1)
             pc->even |= 1u << (2 * t);
+        /* all 32 floats of the stride-2 span lie in the row */
+        pc->inside = pc->valid == 0xFFFF && pc->iw0 >= 0 && pc->iw0 + 32 <= g->W;
         piece_oh[q] = run->oh;
       }
     }
@@ -193,15 +200,24 @@ __attribute__((target("avx512f"))) static void pack_col_avx512(const col_source 
       if (ih >= 0 && ih < g->H && pc->valid) {
         const float *row = plane + ih * g->W;
         if (g->sw == 1) {
-          v = _mm512_maskz_loadu_ps(pc->load, row + pc->src_off);
+          if (pc->load == 0xFFFF) /* inside the row: a plain load, cheaper than a masked one */
+            v = _mm512_loadu_ps(row + pc->src_off);
+          else
+            v = _mm512_maskz_loadu_ps(pc->load, row + pc->src_off);
           if (pc->shift)
             v = _mm512_maskz_expand_ps(pc->valid, v);
         } else if (g->sw == 2) {
           /* masked lanes are not read, so the span may start or end outside the row */
           const float *p = (const float *)((uintptr_t)row + (uintptr_t)((int64_t)pc->iw0 * 4));
-          __m512 lo = _mm512_maskz_loadu_ps((__mmask16)pc->even, p);
-          __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(pc->even >> 16),
-                                            (const float *)((uintptr_t)p + 64));
+          __m512 lo, hi;
+          if (pc->inside) {
+            lo = _mm512_loadu_ps(p);
+            hi = _mm512_loadu_ps(p + 16);
+          } else {
+            lo = _mm512_maskz_loadu_ps((__mmask16)pc->even, p);
+            hi = _mm512_maskz_loadu_ps((__mmask16)(pc->even >> 16),
+                                       (const float *)((uintptr_t)p + 64));
+          }
           v = _mm512_permutex2var_ps(lo, evens, hi);
         } else {
           __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(pc->iw0), lane_sw);
@@ -247,24 +263,55 @@ void kl_rt_conv2d_pack(const float *w, const int64_t *w_shape, int64_t groups, f
   }
 }
 
-bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
-                           const float *x, const float *w, const float *w_packed,
-                           const float *bias, float *y, int64_t n, int64_t g, int64_t m_begin,
-                           int64_t m_end, int64_t p_begin, int64_t p_end,
-                           const kl_sgemm_epilogue *epi) {
-  conv_geom geom = {d->Cg,        d->H,         d->W,         d->Kh,          d->Kw,
-                    d->Ho,        d->Wo,        p->stride[0], p->stride[1],   p->pad[0],
-                    p->pad[1],    p->dilation[0], p->dilation[1]};
-  int64_t P = d->Ho * d->Wo, KK = d->Cg * d->Kh * d->Kw;
-  const float *xg = x + (n * d->Cin + g * d->Cg) * d->H * d->W; /* (Cg, H, W) */
-  bool pointwise = d->Kh == 1 && d->Kw == 1 && p->stride[0] == 1 && p->stride[1] == 1 &&
-                   p->pad[0] == 0 && p->pad[1] == 0 && p->pad[2] == 0 && p->pad[3] == 0;
+/* The patch source of image n, group g: geom and src filled for pack_col. */
+static void col_source_init(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
+                            const float *x, int64_t n, int64_t g, conv_geom *geom,
+                            col_source *src) {
+  *geom = (conv_geom){d->Cg,         d->H,         d->W,         d->Kh,        d->Kw,
+                      d->Ho,         d->Wo,        p->stride[0], p->stride[1], p->pad[0],
+                      p->pad[1],     p->dilation[0], p->dilation[1]};
   /* the gather's lane indices (iw0 + t * sw) must fit in int32 */
   bool small = d->W < (1 << 28) && p->pad[1] < (1 << 28) && p->stride[1] < (1 << 20) &&
                (d->Kw - 1) * p->dilation[1] < (1 << 28);
-  col_source src = {&geom, xg,
-                    small && d->Kw <= MAX_KW_AVX512 && !strcmp(kl_sgemm_isa(), "avx512")};
-  kl_sgemm_b_source col = {pack_col, &src};
+  *src = (col_source){geom, x + (n * d->Cin + g * d->Cg) * d->H * d->W, /* (Cg, H, W) */
+                      small && d->Kw <= MAX_KW_AVX512 && !strcmp(kl_sgemm_isa(), "avx512")};
+}
+
+size_t kl_rt_conv2d_col_floats(const kl_rt_conv2d_dims *d) {
+  return kl_sgemm_packed_b_floats(d->Cg * d->Kh * d->Kw, d->Ho * d->Wo);
+}
+
+void kl_rt_conv2d_pack_col(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
+                           const float *x, int64_t n, int64_t g, int64_t panel_begin,
+                           int64_t panel_end, float *col) {
+  conv_geom geom;
+  col_source src;
+  col_source_init(d, p, x, n, g, &geom, &src);
+  int64_t P = d->Ho * d->Wo, K = d->Cg * d->Kh * d->Kw;
+  int64_t npad = (int64_t)kl_sgemm_packed_b_floats(1, P); /* P rounded up to whole panels */
+  for (int64_t k0 = 0; k0 < K; k0 += KL_SGEMM_KC) {
+    int64_t kc = K - k0 < KL_SGEMM_KC ? K - k0 : KL_SGEMM_KC;
+    for (int64_t pn = panel_begin; pn < panel_end && pn * NR < P; pn++)
+      pack_col(&src, P, k0, kc, pn * NR, col + k0 * npad + pn * NR * kc);
+  }
+}
+
+float *kl_rt_conv2d_col_scratch(size_t floats) {
+  return kl_rt_scratch(KL_SCRATCH_CONV_COL, floats);
+}
+
+bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params *p,
+                           const float *x, const float *w, const float *w_packed,
+                           const float *col, const float *bias, float *y, int64_t n, int64_t g,
+                           int64_t m_begin, int64_t m_end, int64_t p_begin, int64_t p_end,
+                           const kl_sgemm_epilogue *epi) {
+  conv_geom geom;
+  col_source src;
+  col_source_init(d, p, x, n, g, &geom, &src);
+  int64_t P = d->Ho * d->Wo, KK = d->Cg * d->Kh * d->Kw;
+  bool pointwise = d->Kh == 1 && d->Kw == 1 && p->stride[0] == 1 && p->stride[1] == 1 &&
+                   p->pad[0] == 0 && p->pad[1] == 0 && p->pad[2] == 0 && p->pad[3] == 0;
+  kl_sgemm_b_source patches = {pack_col, &src};
   int64_t y_off = (n * d->Cout + g * d->Cog) * P;
   kl_sgemm_epilogue e; /* its residual indexed like this part's C */
   if (epi) {
@@ -278,8 +325,9 @@ bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params
       .K = KK,
       .a = {w ? w + g * d->Cog * KK : NULL, KK, false},
       .packed_a = w_packed ? w_packed + (size_t)g * kl_sgemm_packed_a_floats(d->Cog, KK) : NULL,
-      .b = {xg, P, false},
-      .b_source = pointwise ? NULL : &col,
+      .b = {src.x, P, false},
+      .packed_b = col,
+      .b_source = pointwise ? NULL : &patches,
       .row_bias = bias ? bias + g * d->Cog : NULL,
       .C = y + y_off,
       .ldc = P,

@@ -140,6 +140,7 @@ typedef enum kl_scratch_slot {
   KL_SCRATCH_GEMM,     /* kl_sgemm_run's packed panels */
   KL_SCRATCH_WINOGRAD, /* a Winograd task's padded input and transforms (it calls the GEMM) */
   KL_SCRATCH_VEC,      /* vec_f32.c's users: attention's scores (it calls the GEMM) */
+  KL_SCRATCH_CONV_COL, /* a conv step's patch matrix, shared by the tasks it runs */
   KL_SCRATCH_SLOTS
 } kl_scratch_slot;
 float *kl_rt_scratch(kl_scratch_slot slot, size_t n);

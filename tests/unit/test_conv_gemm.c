@@ -99,8 +99,9 @@ static void check_conv(int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t Cou
   int64_t P = Ho * Wo;
   for (int64_t n = 0; n < N; n++)
     for (int64_t g = 0; g < groups; g++)
-      CHECK(kl_rt_conv2d_f32_part(&d, &p, x->data, w->data, NULL, bias ? bias->data : NULL,
-                                  y->data, n, g, 0, d.Cog, 0, P, NULL));
+      CHECK(kl_rt_conv2d_f32_part(&d, &p, x->data, w->data, NULL, NULL,
+                                  bias ? bias->data : NULL, y->data, n, g, 0, d.Cog, 0, P,
+                                  NULL));
   close = true;
   for (int64_t n = 0; n < N; n++)
     for (int64_t o = 0; o < Cout; o++)
@@ -116,18 +117,35 @@ static void check_conv(int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t Cou
     for (int64_t g = 0; g < groups; g++)
       for (int64_t m0 = 0; m0 < d.Cog; m0 += KL_SGEMM_MR)
         for (int64_t p0 = 0; p0 < P; p0 += KL_SGEMM_NR)
-          CHECK(kl_rt_conv2d_f32_part(&d, &p, x->data, NULL, packed, bias ? bias->data : NULL,
-                                      y2->data, n, g, m0, m0 + KL_SGEMM_MR, p0,
-                                      p0 + KL_SGEMM_NR, NULL));
+          CHECK(kl_rt_conv2d_f32_part(&d, &p, x->data, NULL, packed, NULL,
+                                      bias ? bias->data : NULL, y2->data, n, g, m0,
+                                      m0 + KL_SGEMM_MR, p0, p0 + KL_SGEMM_NR, NULL));
   CHECK(memcmp(y->data, y2->data, y->nbytes) == 0);
   /* and unpacked weights in row blocks (A packed per block) */
   memset(y2->data, 0, y2->nbytes);
   for (int64_t n = 0; n < N; n++)
     for (int64_t g = 0; g < groups; g++)
       for (int64_t m0 = 0; m0 < d.Cog; m0 += 2 * KL_SGEMM_MR)
-        CHECK(kl_rt_conv2d_f32_part(&d, &p, x->data, w->data, NULL, bias ? bias->data : NULL,
-                                    y2->data, n, g, m0, m0 + 2 * KL_SGEMM_MR, 0, P, NULL));
+        CHECK(kl_rt_conv2d_f32_part(&d, &p, x->data, w->data, NULL, NULL,
+                                    bias ? bias->data : NULL, y2->data, n, g, m0,
+                                    m0 + 2 * KL_SGEMM_MR, 0, P, NULL));
   CHECK(memcmp(y->data, y2->data, y->nbytes) == 0);
+  /* and the patch matrix packed ahead, its panels in two calls (as two threads share it),
+   * read by row blocks of packed weights: the same bits */
+  memset(y2->data, 0, y2->nbytes);
+  float *col = malloc(kl_rt_conv2d_col_floats(&d) * sizeof(float) + 4);
+  int64_t panels = (P + KL_SGEMM_NR - 1) / KL_SGEMM_NR;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t g = 0; g < groups; g++) {
+      kl_rt_conv2d_pack_col(&d, &p, x->data, n, g, 0, panels / 2, col);
+      kl_rt_conv2d_pack_col(&d, &p, x->data, n, g, panels / 2, panels, col);
+      for (int64_t m0 = 0; m0 < d.Cog; m0 += KL_SGEMM_MR)
+        CHECK(kl_rt_conv2d_f32_part(&d, &p, x->data, NULL, packed, col,
+                                    bias ? bias->data : NULL, y2->data, n, g, m0,
+                                    m0 + KL_SGEMM_MR, 0, P, NULL));
+    }
+  CHECK(memcmp(y->data, y2->data, y->nbytes) == 0);
+  free(col);
   free(packed);
   kl_tensor_release(x);
   kl_tensor_release(w);

@@ -187,6 +187,19 @@ static void test_grouped(void) {
                                cfg[i][2], 3, 3, s, s, {1, 1, 1, 1}, 1, 1, j % 2 == 0});
 }
 
+static void test_gemm_shared_patches(void) {
+  /* one image with fewer pixel panels than tasks: the step packs the patches once for all
+   * threads and splits the channels; channel counts off the micro-tile, pixels off the panel */
+  const int64_t cfg[][6] = {/* Cin, H, Cout, k, stride, pad */
+                            {64, 7, 130, 3, 1, 1}, {32, 14, 67, 3, 2, 1}, {40, 9, 96, 1, 1, 0},
+                            {24, 5, 200, 1, 2, 0}, {3, 33, 64, 7, 2, 3},  {17, 3, 61, 3, 1, 0}};
+  for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+    int64_t k = cfg[i][3], s = cfg[i][4], pad = cfg[i][5];
+    check_conv((conv_case){1, cfg[i][0], cfg[i][1], cfg[i][1], 1, cfg[i][2], k, k, s, s,
+                           {pad, pad, pad, pad}, 1, 1, i % 2 == 0});
+  }
+}
+
 /* ---- pooling ---------------------------------------------------------------------------- */
 
 typedef enum { MAX, AVG } pool_kind;
@@ -292,6 +305,7 @@ int main(void) {
   CHECK_OK(kl_threadpool_create(3, &pool3));
   test_depthwise();
   test_grouped();
+  test_gemm_shared_patches();
   test_pools();
   test_adaptive();
   printf("%d conv cases\n", n_conv_cases);
