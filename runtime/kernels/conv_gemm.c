@@ -21,13 +21,14 @@
 
 #include "../gemm.h"
 #include "kernels_internal.h"
+#include "vmath.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define KL_CONV_X86 1
 #endif
 
-enum { NR = KL_SGEMM_NR, MAX_KW_AVX512 = 16 };
+enum { MR = KL_SGEMM_MR, NR = KL_SGEMM_NR, MAX_KW_AVX512 = 16 };
 
 typedef struct conv_geom {
   int64_t Cg, H, W, Kh, Kw, Ho, Wo;
@@ -237,6 +238,252 @@ __attribute__((target("avx512f"))) static void pack_col_avx512(const col_source 
 }
 #endif
 
+#ifdef KL_CONV_X86
+/* ---- few taps: the micro-kernel reads the input itself ----------------------------------
+ *
+ * When K = Cg * Kh * Kw fits one block of the GEMM (KL_SGEMM_KC) and output rows are at least
+ * a vector wide, packing patches costs about half of what the products do (an image stem: 3
+ * channels, 7x7, stride 2, K = 147 against M = 64 rows). Instead the part copies the input
+ * rows it reads once into a zero-padded buffer split into stride phases (phase f of padded row
+ * r holds x[r - ph][j * sw + f - pw] at j), where the 16 outputs (oh, ow .. ow + 15) of tap
+ * (c, ki, kj) are 16 consecutive floats at a fixed offset from the block's base. A tile is
+ * MR output channels by two such blocks; every sum starts at the bias and adds the taps in
+ * k order with fused multiply-adds, as the GEMM's micro-kernel does, so the bits are the same
+ * as the packed path's whatever the split. */
+
+enum { FEW_MAX_SW = 4 };
+
+typedef struct few_layout {
+  int64_t r0, rows, Wq, row_floats; /* padded rows [r0, r0 + rows), sw phases of Wq each */
+} few_layout;
+
+/* Whether the few-taps path takes a convolution of this geometry (AVX-512 only). */
+static bool few_taps_fits(const conv_geom *g, int64_t K) {
+  return K <= KL_SGEMM_KC && g->Wo >= 16 && g->sw <= FEW_MAX_SW && g->sh <= FEW_MAX_SW &&
+         g->Kw <= MAX_KW_AVX512 && g->dw <= FEW_MAX_SW && g->dh <= FEW_MAX_SW &&
+         !(g->Kh == 1 && g->Kw == 1 && g->sh == 1 && g->sw == 1);
+}
+
+/* Padded row r (of the input padded by ph) of channel c, all its phases, into dst. */
+__attribute__((target("avx512f"))) static void few_copy_row(const conv_geom *g,
+                                                             const float *x, int64_t c,
+                                                             int64_t r, int64_t Wq,
+                                                             float *dst) {
+  int64_t ih = r - g->ph;
+  if (ih < 0 || ih >= g->H) {
+    memset(dst, 0, (size_t)(g->sw * Wq) * sizeof(float));
+    return;
+  }
+  const float *src = x + (c * g->H + ih) * g->W;
+  for (int64_t f = 0; f < g->sw; f++) {
+    float *d = dst + f * Wq;
+    /* j with iw = j * sw + f - pw inside [0, W): [j0, j1) */
+    int64_t first = g->pw - f, j0 = first <= 0 ? 0 : (first + g->sw - 1) / g->sw;
+    int64_t last = g->W - 1 - f + g->pw; /* j * sw <= last */
+    int64_t j1 = last < 0 ? 0 : last / g->sw + 1;
+    if (j1 > Wq)
+      j1 = Wq;
+    if (j0 > j1)
+      j0 = j1;
+    memset(d, 0, (size_t)j0 * sizeof(float));
+    int64_t j = j0;
+    if (g->sw == 1) {
+      memcpy(d + j0, src + j0 - g->pw, (size_t)(j1 - j0) * sizeof(float));
+      j = j1;
+    } else if (g->sw == 2) {
+      const __m512i evens =
+          _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+      for (; j + 16 <= j1 && (j + 15) * 2 + 1 + f - g->pw < g->W; j += 16) {
+        const float *p = src + j * 2 + f - g->pw;
+        _mm512_storeu_ps(d + j, _mm512_permutex2var_ps(_mm512_loadu_ps(p), evens,
+                                                       _mm512_loadu_ps(p + 16)));
+      }
+    }
+    for (; j < j1; j++)
+      d[j] = src[j * g->sw + f - g->pw];
+    memset(d + j1, 0, (size_t)(Wq - j1) * sizeof(float));
+  }
+}
+
+/* rows x (two blocks of 16 outputs) of C = bias + A @ taps: a is the packed panel (a[k * MR +
+ * i]), tap k of block h at xb[h] + koff[k]; lanes under mask[h] are stored at c[h] + i * ldc
+ * (lanes outside compute from the buffer's padding and are dropped). The epilogue, when set,
+ * is applied in registers before the store, with the operations of epilogue.c's (so the same
+ * bits), its residual read at res[h] + i * ldc: reading back a masked store to apply it after
+ * would stall on the store. */
+__attribute__((target("avx512f"))) static void few_kernel(int64_t K, const float *a,
+                                                           const int64_t *koff,
+                                                           const float *const xb[2],
+                                                           float *const c[2],
+                                                           const __mmask16 mask[2],
+                                                           int64_t ldc, int rows,
+                                                           const float *bias,
+                                                           const kl_sgemm_epilogue *epi,
+                                                           const float *const res[2]) {
+  __m512 z = _mm512_setzero_ps();
+#define KL_BIAS(i) (bias ? _mm512_set1_ps(bias[i]) : z)
+  __m512 c00 = _mm512_add_ps(KL_BIAS(0), z), c01 = c00;
+  __m512 c10 = _mm512_add_ps(KL_BIAS(1), z), c11 = c10;
+  __m512 c20 = _mm512_add_ps(KL_BIAS(2), z), c21 = c20;
+  __m512 c30 = _mm512_add_ps(KL_BIAS(3), z), c31 = c30;
+  __m512 c40 = _mm512_add_ps(KL_BIAS(4), z), c41 = c40;
+  __m512 c50 = _mm512_add_ps(KL_BIAS(5), z), c51 = c50;
+#undef KL_BIAS
+  const float *x0 = xb[0], *x1 = xb[1];
+  for (int64_t k = 0; k < K; k++, a += MR) {
+    int64_t o = koff[k];
+    __m512 b0 = _mm512_loadu_ps(x0 + o), b1 = _mm512_loadu_ps(x1 + o);
+    __m512 w = _mm512_set1_ps(a[0]);
+    c00 = _mm512_fmadd_ps(w, b0, c00), c01 = _mm512_fmadd_ps(w, b1, c01);
+    w = _mm512_set1_ps(a[1]);
+    c10 = _mm512_fmadd_ps(w, b0, c10), c11 = _mm512_fmadd_ps(w, b1, c11);
+    w = _mm512_set1_ps(a[2]);
+    c20 = _mm512_fmadd_ps(w, b0, c20), c21 = _mm512_fmadd_ps(w, b1, c21);
+    w = _mm512_set1_ps(a[3]);
+    c30 = _mm512_fmadd_ps(w, b0, c30), c31 = _mm512_fmadd_ps(w, b1, c31);
+    w = _mm512_set1_ps(a[4]);
+    c40 = _mm512_fmadd_ps(w, b0, c40), c41 = _mm512_fmadd_ps(w, b1, c41);
+    w = _mm512_set1_ps(a[5]);
+    c50 = _mm512_fmadd_ps(w, b0, c50), c51 = _mm512_fmadd_ps(w, b1, c51);
+  }
+  __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  __m512 lo = _mm512_set1_ps(epi ? epi->lo : 0.0f), hi = _mm512_set1_ps(epi ? epi->hi : 0.0f);
+  __m512 one = _mm512_set1_ps(1.0f);
+  for (int i = 0; i < rows; i++)
+    for (int h = 0; h < 2; h++) {
+      __m512 v = acc[i][h];
+      if (epi) {
+        if (epi->residual)
+          v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[h], res[h] + i * ldc));
+        if (epi->act == KL_SGEMM_ACT_CLAMP) {
+          v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+        } else if (epi->act == KL_SGEMM_ACT_SILU) {
+          __m512 d = _mm512_add_ps(one, kl_vm_exp512(_mm512_sub_ps(z, v)));
+          v = _mm512_mul_ps(v, _mm512_div_ps(one, d));
+        }
+      }
+      _mm512_mask_storeu_ps(c[h] + i * ldc, mask[h], v);
+    }
+}
+
+/* The output block (oh, ow0 .. ow0 + 15) clipped to the pixels [p_begin, p_end). */
+typedef struct few_block {
+  int64_t oh, ow0, lo, hi; /* lanes [lo, hi) are this part's */
+} few_block;
+
+/* One tile's work: blocks blk[0] and blk[1] of 16 outputs for every MR channels of the part. */
+typedef struct few_tile {
+  const conv_geom *g;
+  const float *xp;
+  const few_layout *L;
+  const int64_t *koff;
+  const float *a_packed, *bias;
+  float *C;
+  int64_t P, m_begin, m_end;
+  const kl_sgemm_epilogue *epi;
+  few_block blk[2];
+} few_tile;
+
+static void few_tile_run(const few_tile *t) {
+  const conv_geom *g = t->g;
+  int64_t K = g->Cg * g->Kh * g->Kw, Wo = g->Wo;
+  const float *xb[2];
+  __mmask16 mask[2];
+  for (int h = 0; h < 2; h++) {
+    xb[h] = t->xp + (t->blk[h].oh * g->sh - t->L->r0) * t->L->row_floats + t->blk[h].ow0;
+    mask[h] = lanes_mask(t->blk[h].lo, t->blk[h].hi);
+  }
+  for (int64_t m0 = t->m_begin; m0 < t->m_end; m0 += MR) {
+    int rows = (int)(t->m_end - m0 < MR ? t->m_end - m0 : MR);
+    float *cp[2];
+    const float *res[2] = {NULL, NULL};
+    for (int h = 0; h < 2; h++) {
+      int64_t off = m0 * t->P + t->blk[h].oh * Wo + t->blk[h].ow0;
+      cp[h] = t->C + off;
+      if (t->epi && t->epi->residual)
+        res[h] = t->epi->residual + off;
+    }
+    const float *rb = t->bias ? t->bias + m0 : NULL;
+    float edge_bias[MR] = {0};
+    if (rb && rows < MR) { /* rows past M start at 0, as in the GEMM */
+      memcpy(edge_bias, rb, (size_t)rows * sizeof(float));
+      rb = edge_bias;
+    }
+    few_kernel(K, t->a_packed + m0 * K, t->koff, xb, cp, mask, t->P, rows, rb, t->epi, res);
+  }
+}
+
+/* The padded buffer of a part is at most this many floats (else the packed path runs). */
+enum { FEW_MAX_PAD_FLOATS = 8 << 20 };
+
+typedef enum { FEW_DONE, FEW_OOM, FEW_NOT_TAKEN } few_result;
+
+/* kl_rt_conv2d_f32_part's work by the few-taps path. */
+static few_result few_taps_part(const conv_geom *g, const float *x, const float *a_packed,
+                          const float *w, const float *bias, float *C, int64_t M,
+                          int64_t m_begin, int64_t m_end, int64_t p_begin, int64_t p_end,
+                          const kl_sgemm_epilogue *epi) {
+  int64_t K = g->Cg * g->Kh * g->Kw, Wo = g->Wo, P = g->Ho * Wo, pad_n;
+  int64_t oh_first = p_begin / Wo, oh_last = (p_end - 1) / Wo;
+  few_layout L;
+  L.r0 = oh_first * g->sh;
+  L.rows = (oh_last - oh_first) * g->sh + (g->Kh - 1) * g->dh + 1;
+  int64_t reach = ((g->Kw - 1) * g->dw) / g->sw;
+  L.Wq = ((Wo + 15) / 16 * 16 + reach + 15) / 16 * 16;
+  L.row_floats = g->sw * L.Wq;
+  if (!kl_mul_i64(g->Cg, L.rows, &pad_n) || !kl_mul_i64(pad_n, L.row_floats, &pad_n) ||
+      pad_n > FEW_MAX_PAD_FLOATS)
+    return FEW_NOT_TAKEN;
+  int64_t mpad = (M + MR - 1) / MR * MR;
+  /* the padded input, then the packed weights (when not packed ahead), then the taps'
+   * offsets, each from a 64-byte line */
+  size_t pad_floats = ((size_t)pad_n + 16 + 15) / 16 * 16;
+  size_t a_floats = a_packed ? 0 : ((size_t)(mpad * K) + 15) / 16 * 16;
+  size_t koff_floats = (size_t)K * sizeof(int64_t) / sizeof(float);
+  float *work = kl_rt_scratch(KL_SCRATCH_GEMM, pad_floats + a_floats + koff_floats);
+  if (!work)
+    return FEW_OOM;
+  float *xp = work, *a_here = work + pad_floats;
+  int64_t *koff = (int64_t *)(void *)(a_here + a_floats);
+  for (int64_t c = 0; c < g->Cg; c++)
+    for (int64_t r = 0; r < L.rows; r++)
+      few_copy_row(g, x, c, L.r0 + r, L.Wq, xp + (c * L.rows + r) * L.row_floats);
+  if (!a_packed) {
+    kl_sgemm_operand ao = {w, K, false};
+    kl_sgemm_pack_a(M, K, ao, a_here);
+    a_packed = a_here;
+  }
+  int64_t k = 0;
+  for (int64_t c = 0; c < g->Cg; c++)
+    for (int64_t ki = 0; ki < g->Kh; ki++)
+      for (int64_t kj = 0; kj < g->Kw; kj++, k++)
+        koff[k] = (c * L.rows + ki * g->dh) * L.row_floats + (kj * g->dw) % g->sw * L.Wq +
+                  (kj * g->dw) / g->sw;
+  /* the blocks of 16 outputs this part covers, two per tile (a lone last one with an empty
+   * second) */
+  few_tile t = {g, xp, &L, koff, a_packed, bias, C, P, m_begin, m_end, epi, {{0}}};
+  int nb = 0;
+  for (int64_t oh = oh_first; oh <= oh_last; oh++)
+    for (int64_t ow0 = 0; ow0 < Wo; ow0 += 16) {
+      int64_t start = oh * Wo + ow0, end = start + (Wo - ow0 < 16 ? Wo - ow0 : 16);
+      int64_t lo = p_begin > start ? p_begin - start : 0;
+      int64_t hi = p_end < end ? p_end - start : end - start;
+      if (hi <= lo)
+        continue;
+      t.blk[nb++] = (few_block){oh, ow0, lo, hi};
+      if (nb == 2) {
+        few_tile_run(&t);
+        nb = 0;
+      }
+    }
+  if (nb == 1) {
+    t.blk[1] = (few_block){t.blk[0].oh, t.blk[0].ow0, 0, 0};
+    few_tile_run(&t);
+  }
+  return FEW_DONE;
+}
+#endif
+
 static void pack_col(const void *ctx, int64_t P, int64_t k0, int64_t kc, int64_t n0,
                      float *panel) {
   const col_source *s = ctx;
@@ -319,6 +566,17 @@ bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params
     if (e.residual)
       e.residual += y_off;
   }
+#ifdef KL_CONV_X86
+  if (!col && src.avx512 && few_taps_fits(&geom, KK) && m_begin < m_end && p_begin < p_end) {
+    few_result r = few_taps_part(
+        &geom, src.x, w_packed ? w_packed + (size_t)g * kl_sgemm_packed_a_floats(d->Cog, KK) : NULL,
+        w ? w + g * d->Cog * KK : NULL, bias ? bias + g * d->Cog : NULL, y + y_off, d->Cog,
+        m_begin, m_end < d->Cog ? m_end : d->Cog, p_begin, p_end < P ? p_end : P,
+        epi ? &e : NULL);
+    if (r != FEW_NOT_TAKEN)
+      return r == FEW_DONE;
+  }
+#endif
   kl_sgemm_problem pr = {
       .M = d->Cog,
       .N = P,

@@ -226,6 +226,14 @@ int main(void) {
   check_conv(1, 2, 5, 3, 3, 3, 3, 2, 6, 4, 1, 1, true);     /* stride 2, padding wider still */
   check_conv(1, 3, 9, 37, 5, 5, 5, 2, 4, 1, 2, 1, false);   /* stride 2, dilation 2, uneven pad */
   check_conv(1, 2, 8, 70, 4, 3, 3, 2, 1, 1, 1, 1, true);    /* stride 2 over two panels a row */
+  /* few taps (K <= one k block) on rows of 16 outputs or more: the input read in place */
+  check_conv(1, 3, 64, 64, 64, 7, 7, 2, 3, 3, 1, 1, true);  /* the stem, 32 outputs a row */
+  check_conv(1, 3, 47, 45, 32, 3, 3, 2, 1, 1, 1, 1, false); /* 3x3 stride 2, 23-wide rows */
+  check_conv(1, 1, 5, 16, 7, 3, 3, 1, 1, 1, 1, 1, true);    /* one channel, exactly 16 a row */
+  check_conv(1, 2, 9, 70, 13, 3, 3, 3, 2, 2, 1, 1, true);   /* stride 3 */
+  check_conv(2, 2, 9, 131, 5, 5, 5, 4, 7, 7, 1, 1, true);   /* stride 4, padding past 5 taps */
+  check_conv(1, 4, 9, 50, 11, 3, 3, 1, 0, 0, 3, 1, false);  /* dilation 3 */
+  check_conv(1, 28, 6, 40, 19, 3, 3, 1, 1, 1, 1, 1, true);  /* K = 252, just one block */
   /* Winograd: odd and even sizes (half tiles at the right and bottom), runs of 16 tiles and
    * their remainders, every padding it takes, several tile and channel blocks */
   const int64_t sides[] = {2, 3, 4, 5, 7, 14, 17, 33, 34, 36, 57};
