@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "epilogue_avx512.h"
 #include "kernels_internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -301,7 +302,9 @@ __attribute__((target("avx512f"))) static void plane_avx512_k5s2(const dw_geom *
 
 /* x (Cg, H, W) -> xp (Cg, Hp, sw, Wq) as pad_layout describes: 16 columns of a padded row per
  * step, loaded with the lanes outside the input masked to zero (stride 2: a 32-float span split
- * into its even and odd lanes, the two phases). */
+ * into its even and odd lanes, the two phases). Wq is a whole number of 16-float chunks, so
+ * every store is a plain one: the plane kernels read these rows right away, and a load cannot
+ * take its data from a masked store still in flight (it waits for the store to complete). */
 __attribute__((target("avx512f"))) static void pad_avx512(const dw_geom *g, const float *x,
                                                           float *xp, int64_t r0, int64_t r1) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -317,34 +320,24 @@ __attribute__((target("avx512f"))) static void pad_avx512(const dw_geom *g, cons
       }
       if (!src) {
         for (int64_t j = 0; j < s * Wq; j += 16)
-          _mm512_mask_storeu_ps(dst + j, (__mmask16)bits_in(0, s * Wq - j), _mm512_setzero_ps());
+          _mm512_storeu_ps(dst + j, _mm512_setzero_ps());
         continue;
       }
       for (int64_t j = 0; j < Wq; j += 16) {
-        __mmask16 st = (__mmask16)bits_in(0, Wq - j);
         uint32_t m = j < 16 * PAD_CHUNKS ? g->pad_m[j / 16] : chunk_mask(g, j);
         /* masked lanes are not read, so the address may lie outside the row */
         const float *p = (const float *)((uintptr_t)src + (uintptr_t)((j * s - g->pw) * 4));
-        if (st == 0xffff && (s == 1 ? (uint16_t)m == 0xffff : m == 0xffffffffu)) {
-          /* inside the input: plain loads and stores (the masked ones cost an extra uop) */
-          __m512 a = _mm512_loadu_ps(p);
-          if (s == 1) {
-            _mm512_storeu_ps(dst + j, a);
-            continue;
-          }
-          __m512 b = _mm512_loadu_ps(p + 16);
-          _mm512_storeu_ps(dst + j, _mm512_permutex2var_ps(a, even, b));
-          _mm512_storeu_ps(dst + Wq + j, _mm512_permutex2var_ps(a, odd, b));
-          continue;
-        }
-        __m512 a = _mm512_maskz_loadu_ps((__mmask16)m, p);
+        bool inside = s == 1 ? (uint16_t)m == 0xffff : m == 0xffffffffu;
+        /* inside the input: plain loads (the masked ones cost an extra uop) */
+        __m512 a = inside ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)m, p);
         if (s == 1) {
-          _mm512_mask_storeu_ps(dst + j, st, a);
+          _mm512_storeu_ps(dst + j, a);
           continue;
         }
-        __m512 b = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), p + 16);
-        _mm512_mask_storeu_ps(dst + j, st, _mm512_permutex2var_ps(a, even, b));
-        _mm512_mask_storeu_ps(dst + Wq + j, st, _mm512_permutex2var_ps(a, odd, b));
+        __m512 b = inside ? _mm512_loadu_ps(p + 16)
+                          : _mm512_maskz_loadu_ps((__mmask16)(m >> 16), p + 16);
+        _mm512_storeu_ps(dst + j, _mm512_permutex2var_ps(a, even, b));
+        _mm512_storeu_ps(dst + Wq + j, _mm512_permutex2var_ps(a, odd, b));
       }
     }
 }
@@ -388,6 +381,119 @@ __attribute__((target("avx512f"))) static void plane_avx512(const dw_geom *g, co
       tile16(g, xp, w, b, y, oh, 16 * c, 1, 1);
       break;
     }
+  }
+}
+
+/* ---- AVX-512, planes one vector wide ----------------------------------------------------
+ *
+ * Depthwise planes at most 16 outputs wide (the 14x14 and 7x7 stages of MobileNet-style
+ * networks) are mostly border, and copying each into a padded buffer costs more than the
+ * plane's arithmetic. Here each tap reads the input row where it lies, with one masked load
+ * (stride 2: two, and the even lanes kept) whose mask, fixed per column tap for the whole
+ * convolution, zeroes the lanes outside the row. Every output still starts at the bias and
+ * adds its taps in (ki, kj) order, the padded path's order, zeros included, so the bits are
+ * the same; the epilogue is applied in registers. */
+
+enum { NARROW_MAX_K = 16, NARROW_ZERO = 256, NARROW_ZERO_AT = 96 };
+
+/* What a padding row reads: zeros around the point rows outside the input are taken from, wide
+ * enough for every tap offset narrow_fits lets through. */
+static const float narrow_zeros[NARROW_ZERO] __attribute__((aligned(64)));
+
+typedef struct narrow_taps {
+  int64_t off[NARROW_MAX_K];   /* column tap kj reads the row from off[kj] */
+  __mmask16 lo[NARROW_MAX_K];  /* ... its lanes (stride 2: of the first 16 floats, even ones) */
+  __mmask16 hi[NARROW_MAX_K];  /* stride 2: of the next 16 */
+  __mmask16 store;             /* the Wo lanes of an output row */
+} narrow_taps;
+
+/* Whether a depthwise plane of geometry g goes the narrow way. */
+static bool narrow_fits(const dw_geom *g) {
+  return g->Cg == 1 && g->Wo <= 16 && g->sw <= 2 && g->Kw <= NARROW_MAX_K &&
+         g->pw <= NARROW_ZERO_AT && (g->Kw - 1) * g->dw - g->pw + 32 <= NARROW_ZERO - NARROW_ZERO_AT;
+}
+
+static void narrow_init(const dw_geom *g, narrow_taps *t) {
+  for (int64_t kj = 0; kj < g->Kw; kj++) {
+    int64_t base = kj * g->dw - g->pw; /* output lane l reads input column base + l * sw */
+    t->off[kj] = base;
+    uint32_t m = 0;
+    for (int64_t l = 0; l < g->Wo; l++) {
+      int64_t iw = base + l * g->sw;
+      if (iw >= 0 && iw < g->W)
+        m |= 1u << (g->sw == 1 ? l : 2 * l);
+    }
+    t->lo[kj] = (__mmask16)m;
+    t->hi[kj] = (__mmask16)(m >> 16);
+  }
+  t->store = (__mmask16)((1u << g->Wo) - 1u);
+}
+
+/* Four output rows from oh (those past Ho computed on zeros and not stored), Kw = K and stride
+ * S fixed at compile time where the caller makes them constants. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+rows_narrow(const dw_geom *g, const narrow_taps *t, const float *x, const float *w, __m512 b,
+            float *y, int64_t oh, const kl_sgemm_epilogue *e, const float *r, int K, int S) {
+  const __m512i evens =
+      _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  __m512 acc[4] = {b, b, b, b};
+  for (int64_t ki = 0; ki < g->Kh; ki++) {
+    const char *row[4]; /* masked lanes are not read, so an address may lie outside the row */
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+      int64_t ih = (oh + q) * g->sh + ki * g->dh - g->ph;
+      row[q] = (const char *)(oh + q < g->Ho && ih >= 0 && ih < g->H
+                                  ? x + ih * g->W
+                                  : narrow_zeros + NARROW_ZERO_AT); /* a padding row */
+    }
+    const float *wr = w + ki * K;
+#pragma GCC unroll 16
+    for (int kj = 0; kj < K; kj++) {
+      __m512 wv = _mm512_set1_ps(wr[kj]);
+      __mmask16 lo = t->lo[kj], hi = t->hi[kj];
+      int64_t off = t->off[kj] * 4;
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; q++) {
+        const float *p = (const float *)(row[q] + off);
+        __m512 v = _mm512_maskz_loadu_ps(lo, p);
+        if (S == 2)
+          v = _mm512_permutex2var_ps(v, evens, _mm512_maskz_loadu_ps(hi, p + 16));
+        acc[q] = _mm512_fmadd_ps(wv, v, acc[q]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; q++) {
+    if (oh + q >= g->Ho)
+      break;
+    __m512 v = acc[q];
+    if (e)
+      v = kl_epilogue_avx512(e, v, r ? r + (oh + q) * g->Wo : NULL, t->store);
+    _mm512_mask_storeu_ps(y + (oh + q) * g->Wo, t->store, v);
+  }
+}
+
+/* Plane x (H, W) -> y (Ho, Wo) = bias + conv, epilogue e (NULL: none) with its residual r. */
+__attribute__((target("avx512f"))) static void plane_narrow(const dw_geom *g,
+                                                            const narrow_taps *t,
+                                                            const float *x, const float *w,
+                                                            float bias, float *y,
+                                                            const kl_sgemm_epilogue *e,
+                                                            const float *r) {
+  __m512 b = _mm512_set1_ps(bias);
+  for (int64_t oh = 0; oh < g->Ho; oh += 4) {
+    if (g->Kw == 3 && g->sw == 1)
+      rows_narrow(g, t, x, w, b, y, oh, e, r, 3, 1);
+    else if (g->Kw == 3)
+      rows_narrow(g, t, x, w, b, y, oh, e, r, 3, 2);
+    else if (g->Kw == 5 && g->sw == 1)
+      rows_narrow(g, t, x, w, b, y, oh, e, r, 5, 1);
+    else if (g->Kw == 5)
+      rows_narrow(g, t, x, w, b, y, oh, e, r, 5, 2);
+    else if (g->sw == 1)
+      rows_narrow(g, t, x, w, b, y, oh, e, r, (int)g->Kw, 1);
+    else
+      rows_narrow(g, t, x, w, b, y, oh, e, r, (int)g->Kw, 2);
   }
 }
 
@@ -667,6 +773,21 @@ kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const 
       }
     return NULL;
   }
+#ifdef KL_DW_X86
+  if (chosen == &isa_avx512 && narrow_fits(&g)) {
+    narrow_taps t;
+    narrow_init(&g, &t);
+    bool fused = epi && (epi->residual || epi->act != KL_SGEMM_ACT_NONE);
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t co = 0; co < Cout; co++) {
+        int64_t off = (n * Cout + co) * g.Ho * g.Wo;
+        plane_narrow(&g, &t, xd + (n * Cin + co / Cog) * g.H * g.W, wd + co * taps,
+                     bd ? bd[co] : 0.0f, yd + off, fused ? epi : NULL,
+                     fused && epi->residual ? epi->residual + off : NULL);
+      }
+    return NULL;
+  }
+#endif
   plane_fn plane = pick_plane(chosen, &g);
   float *xp = aligned_alloc(64, ((size_t)floats * sizeof *xp + 63) / 64 * 64);
   if (!xp)

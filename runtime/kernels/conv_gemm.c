@@ -20,8 +20,8 @@
 #include <string.h>
 
 #include "../gemm.h"
+#include "epilogue_avx512.h"
 #include "kernels_internal.h"
-#include "vmath.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -308,9 +308,8 @@ __attribute__((target("avx512f"))) static void few_copy_row(const conv_geom *g,
 /* rows x (two blocks of 16 outputs) of C = bias + A @ taps: a is the packed panel (a[k * MR +
  * i]), tap k of block h at xb[h] + koff[k]; lanes under mask[h] are stored at c[h] + i * ldc
  * (lanes outside compute from the buffer's padding and are dropped). The epilogue, when set,
- * is applied in registers before the store, with the operations of epilogue.c's (so the same
- * bits), its residual read at res[h] + i * ldc: reading back a masked store to apply it after
- * would stall on the store. */
+ * is applied in registers before the store (epilogue_avx512.h), its residual read at res[h] +
+ * i * ldc. */
 __attribute__((target("avx512f"))) static void few_kernel(int64_t K, const float *a,
                                                            const int64_t *koff,
                                                            const float *const xb[2],
@@ -347,21 +346,11 @@ __attribute__((target("avx512f"))) static void few_kernel(int64_t K, const float
     c50 = _mm512_fmadd_ps(w, b0, c50), c51 = _mm512_fmadd_ps(w, b1, c51);
   }
   __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  __m512 lo = _mm512_set1_ps(epi ? epi->lo : 0.0f), hi = _mm512_set1_ps(epi ? epi->hi : 0.0f);
-  __m512 one = _mm512_set1_ps(1.0f);
   for (int i = 0; i < rows; i++)
     for (int h = 0; h < 2; h++) {
       __m512 v = acc[i][h];
-      if (epi) {
-        if (epi->residual)
-          v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[h], res[h] + i * ldc));
-        if (epi->act == KL_SGEMM_ACT_CLAMP) {
-          v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-        } else if (epi->act == KL_SGEMM_ACT_SILU) {
-          __m512 d = _mm512_add_ps(one, kl_vm_exp512(_mm512_sub_ps(z, v)));
-          v = _mm512_mul_ps(v, _mm512_div_ps(one, d));
-        }
-      }
+      if (epi)
+        v = kl_epilogue_avx512(epi, v, res[h] ? res[h] + i * ldc : NULL, mask[h]);
       _mm512_mask_storeu_ps(c[h] + i * ldc, mask[h], v);
     }
 }

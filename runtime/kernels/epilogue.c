@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../gemm.h"
+#include "epilogue_avx512.h"
 #include "vmath.h"
 
 static inline float clamp1(float x, float lo, float hi) {
@@ -37,22 +38,12 @@ static void apply_scalar(const kl_sgemm_epilogue *e, float *c, const float *r, i
 __attribute__((target("avx512f"))) static void apply_avx512(const kl_sgemm_epilogue *e, float *c,
                                                             const float *r, int64_t rows,
                                                             int64_t cols, int64_t ld) {
-  __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi), one = _mm512_set1_ps(1.0f);
-  __m512 zero = _mm512_setzero_ps();
   int64_t whole = cols / 16 * 16;
   __mmask16 tail = (__mmask16)((1u << (cols - whole)) - 1u);
   for (int64_t i = 0; i < rows; i++, c += ld, r = r ? r + ld : NULL)
     for (int64_t j = 0; j < cols; j += 16) {
       __mmask16 m = j < whole ? (__mmask16)0xFFFF : tail;
-      __m512 v = _mm512_maskz_loadu_ps(m, c + j);
-      if (r)
-        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + j));
-      if (e->act == KL_SGEMM_ACT_CLAMP) {
-        v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-      } else if (e->act == KL_SGEMM_ACT_SILU) {
-        __m512 d = _mm512_add_ps(one, kl_vm_exp512(_mm512_sub_ps(zero, v)));
-        v = _mm512_mul_ps(v, _mm512_div_ps(one, d));
-      }
+      __m512 v = kl_epilogue_avx512(e, _mm512_maskz_loadu_ps(m, c + j), r ? r + j : NULL, m);
       _mm512_mask_storeu_ps(c + j, m, v);
     }
 }
