@@ -13,8 +13,11 @@
  * has no checks. Outputs go in tiles of four vectors (one row of four, two rows of two, or four
  * rows of one for narrow planes) with each tap's weight broadcast once for the tile and four
  * independent sums to hide the FMA latency; lanes past a row's end compute garbage from the next
- * row and are not stored. The portable C path reads the unpadded input, each tap's loop limited
- * to the outputs whose input lies inside the row (loops compilers vectorize for stride 1).
+ * row and are not stored. With AVX-512, depthwise planes at most 16 outputs wide skip the copy
+ * (the taps read the input under masks, plane_narrow), and the fused epilogue is applied in
+ * registers before each store rather than by reading the stored rows back. The portable C path
+ * reads the unpadded input, each tap's loop limited to the outputs whose input lies inside the
+ * row (loops compilers vectorize for stride 1).
  *
  * The ISA is chosen once per process (as runtime/kernels/gemm.c does); KILN_CONV_ISA=generic|
  * avx2|avx512 forces one the CPU supports, so tests cover each. A plane's arithmetic depends on
@@ -55,6 +58,10 @@ typedef struct dw_geom {
   int64_t Hp, Wq, tap_off[MAX_KW]; /* the SIMD paths' padded input (pad_layout) */
   int64_t past;                    /* the floats after it (ROWS_PAST rows and SLACK) */
   uint32_t pad_m[PAD_CHUNKS];      /* chunk k's input lanes (chunk_mask) */
+  /* the AVX-512 tiles apply the epilogue before their stores (NULL: none, or the caller
+   * applies it), res the residual of the plane being computed */
+  const kl_sgemm_epilogue *epi;
+  const float *res;
 } dw_geom;
 
 /* xp (the padded input, pad_layout), w (Cg, Kh, Kw) -> rows [oh0, oh1) of y (Ho, Wo) = bias +
@@ -177,6 +184,20 @@ static void pad_row(const dw_geom *g, const float *src, float *dst) {
 
 #define AVX512 __attribute__((target("avx512f"), always_inline)) static inline
 
+/* Output row oh's 16 outputs from ow (those past Wo dropped), the epilogue applied first. */
+AVX512 void store16(const dw_geom *g, float *y, int64_t oh, int64_t ow, __m512 v) {
+  int64_t n = g->Wo - ow, at = oh * g->Wo + ow;
+  if (n <= 0)
+    return;
+  __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+  if (g->epi)
+    v = kl_epilogue_avx512(g->epi, v, g->res ? g->res + at : NULL, m);
+  if (n >= 16)
+    _mm512_storeu_ps(y + at, v);
+  else
+    _mm512_mask_storeu_ps(y + at, m, v);
+}
+
 /* Outputs (oh .. oh + R - 1, ow .. ow + 16 U - 1) of one plane from the padded input xp: R x U
  * independent sums (the weight broadcast once for all of them, and enough chains in flight to
  * hide the FMA latency). Lanes past Wo compute garbage from the next row and are not stored. */
@@ -202,12 +223,7 @@ AVX512 void tile16(const dw_geom *g, const float *xp, const float *w, __m512 b, 
     }
   for (int r = 0; r < R; r++)
     for (int u = 0; u < U; u++) {
-      int64_t n = g->Wo - (ow + 16 * u);
-      float *out = y + (oh + r) * g->Wo + ow + 16 * u;
-      if (n >= 16)
-        _mm512_storeu_ps(out, acc[r][u]);
-      else if (n > 0)
-        _mm512_mask_storeu_ps(out, (__mmask16)((1u << n) - 1), acc[r][u]);
+      store16(g, y, oh + r, ow + 16 * u, acc[r][u]);
     }
 }
 
@@ -247,12 +263,7 @@ AVX512 void tile16_kk(const dw_geom *g, const float *xp, const __m512 *wv, __m51
     for (int u = 0; u < U; u++) {
       if (oh + r >= lim)
         break;
-      int64_t n = g->Wo - (ow + 16 * u);
-      float *out = y + (oh + r) * g->Wo + ow + 16 * u;
-      if (n >= 16)
-        _mm512_storeu_ps(out, acc[r][u]);
-      else if (n > 0)
-        _mm512_mask_storeu_ps(out, (__mmask16)((1u << n) - 1), acc[r][u]);
+      store16(g, y, oh + r, ow + 16 * u, acc[r][u]);
     }
 }
 
@@ -789,6 +800,10 @@ kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const 
   }
 #endif
   plane_fn plane = pick_plane(chosen, &g);
+#ifdef KL_DW_X86
+  if (chosen == &isa_avx512 && epi && (epi->residual || epi->act != KL_SGEMM_ACT_NONE))
+    g.epi = epi; /* in registers, before the stores */
+#endif
   float *xp = aligned_alloc(64, ((size_t)floats * sizeof *xp + 63) / 64 * 64);
   if (!xp)
     return kl_rt_oom("conv2d");
@@ -807,9 +822,11 @@ kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const 
         padded = need;
         for (int64_t co = gi * Cog; co < (gi + 1) * Cog; co++) {
           int64_t off = (n * Cout + co) * g.Ho * g.Wo;
+          g.res = g.epi && epi->residual ? epi->residual + off : NULL;
           plane(&g, xp, wd + co * taps, bd ? bd[co] : 0.0f, yd + off, oh0, oh1);
           off += oh0 * g.Wo; /* the strip's rows, still in cache */
-          kl_sgemm_epilogue_apply(epi, yd + off, off, 1, (oh1 - oh0) * g.Wo, 0);
+          if (!g.epi)
+            kl_sgemm_epilogue_apply(epi, yd + off, off, 1, (oh1 - oh0) * g.Wo, 0);
         }
       }
     }

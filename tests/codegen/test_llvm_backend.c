@@ -426,6 +426,30 @@ static void test_conv_epilogues(void) {
           "  return (%%y)\n");
   check_epilogue("grouped + silu", b.s, 1, KL_SGEMM_ACT_SILU, false);
   b.n = 0;
+  /* few taps on rows of 16+ outputs (the input read in the micro-kernel): residual, relu */
+  put(&b, "graph(%%x : Float(1, 3, 12, 37), %%r : Float(1, 7, 6, 19)):\n");
+  put_const(&b, "w", "7, 3, 3, 3", 189, 0.4f, 0.0f);
+  put(&b, "  %%c : Float(1, 7, 6, 19) = aten::conv2d[stride=[2, 2], padding=[1, 1]](%%x, %%w)\n"
+          "  %%a : Float(1, 7, 6, 19) = aten::add(%%c, %%r)\n"
+          "  %%y : Float(1, 7, 6, 19) = aten::relu(%%a)\n"
+          "  return (%%y)\n");
+  check_epilogue("few taps + residual + relu", b.s, 2, KL_SGEMM_ACT_CLAMP, true);
+  b.n = 0;
+  /* depthwise, planes wider than a vector (padded copy) and narrower (read in place), each
+   * with a residual and relu6 */
+  const int widths[] = {37, 13};
+  for (int i = 0; i < 2; i++) {
+    int wd = widths[i];
+    put(&b, "graph(%%x : Float(1, 5, 6, %d), %%r : Float(1, 5, 6, %d)):\n", wd, wd);
+    put_const(&b, "w", "5, 1, 3, 3", 45, 0.5f, 0.0f);
+    put(&b, "  %%c : Float(1, 5, 6, %d) = aten::conv2d[padding=[1, 1], groups=5](%%x, %%w)\n"
+            "  %%a : Float(1, 5, 6, %d) = aten::add(%%r, %%c)\n"
+            "  %%y : Float(1, 5, 6, %d) = aten::relu6(%%a)\n"
+            "  return (%%y)\n", wd, wd, wd);
+    check_epilogue(i ? "narrow depthwise + residual + relu6" : "depthwise + residual + relu6",
+                   b.s, 2, KL_SGEMM_ACT_CLAMP, true);
+    b.n = 0;
+  }
   /* the conv's output is returned too: nothing is taken */
   put(&b, "graph(%%x : Float(1, 3, 8, 8)):\n");
   put_const(&b, "w", "4, 3, 3, 3", 108, 0.4f, 0.0f);
