@@ -6,7 +6,9 @@
  * Max and average windows are separable: for each output row, a vertical pass combines the
  * window's input rows into one padded row (-inf or 0 in the padding, so clipped windows need no
  * checks), then a horizontal pass combines each window's columns of it; both are plain loops
- * over contiguous or strided floats that compilers vectorize. Max is nan-aware (a nan anywhere
+ * over contiguous or strided floats that compilers vectorize, but for 3-wide stride-2 max
+ * windows, whose horizontal pass AVX-512 does from the row's even and odd columns (compilers
+ * leave that strided loop scalar). Max is nan-aware (a nan anywhere
  * in the window wins, as in PyTorch), and average divides by the reference's count (padding
  * included or not, clipped at the padded extent). The global average (1x1 output) sums a plane
  * in 64 float lanes. The loops are instantiated for AVX-512, AVX2 and baseline x86-64 and the
@@ -203,8 +205,62 @@ typedef struct pool_isa {
 POOL_ISA(generic, )
 #if defined(__x86_64__) && defined(__GNUC__)
 #define KL_POOL_X86 1
+#include <immintrin.h>
 POOL_ISA(avx2, __attribute__((target("avx2,fma"))))
 POOL_ISA(avx512, __attribute__((target("avx512f"))))
+#endif
+
+#ifdef KL_POOL_X86
+/* nan_max on 16 lanes: v where v > m or v is nan, else m (the same choice, so the same bits). */
+__attribute__((target("avx512f"))) static inline __m512 nan_max16(__m512 m, __m512 v) {
+  __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  return _mm512_mask_blend_ps(take, m, v);
+}
+
+/* The floats a row buffer has past g->L for max_plane_k3s2_avx512's last vectors. */
+enum { ROW_SLACK = 64 };
+
+/* max_plane_body for windows 3 columns wide at stride 2 (ResNet's 3x3 stride-2 pool): the row
+ * pass the same, the column pass 16 outputs at a time from the even and odd columns of the row
+ * (lanes past Wo read the row's slack and are not stored). */
+__attribute__((target("avx512f"))) static void max_plane_k3s2_avx512(const pool_geom *g,
+                                                                      const float *x, float *y,
+                                                                      float *row) {
+  const __m512i evens =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+  int64_t W = g->W, Wo = g->Wo;
+  for (int64_t i = 0; i < g->L + ROW_SLACK; i++)
+    row[i] = -INFINITY;
+  float *mid = row + g->pw; /* (W,) */
+  for (int64_t oh = 0; oh < g->Ho; oh++) {
+    float *out = y + oh * Wo; /* (Wo,) */
+    int64_t h0 = oh * g->sh - g->ph, k0, k1;
+    window_rows(g->Kh, g->dh, h0, g->H, &k0, &k1);
+    if (k0 == k1) {
+      for (int64_t ow = 0; ow < Wo; ow++)
+        out[ow] = -INFINITY;
+      continue;
+    }
+    memcpy(mid, x + (h0 + k0 * g->dh) * W, (size_t)W * sizeof *mid);
+    for (int64_t ki = k0 + 1; ki < k1; ki++) {
+      const float *in = x + (h0 + ki * g->dh) * W;
+      for (int64_t iw = 0; iw < W; iw++)
+        mid[iw] = nan_max(mid[iw], in[iw]);
+    }
+    for (int64_t ow = 0; ow < Wo; ow += 16) {
+      const float *p = row + 2 * ow;
+      __m512 a = _mm512_loadu_ps(p), b = _mm512_loadu_ps(p + 16);
+      __m512 e = _mm512_permutex2var_ps(a, evens, b), o = _mm512_permutex2var_ps(a, odds, b);
+      __m512 e2 = _mm512_permutex2var_ps(_mm512_loadu_ps(p + 2), evens, _mm512_loadu_ps(p + 18));
+      __m512 v = nan_max16(nan_max16(e, o), e2);
+      if (Wo - ow >= 16)
+        _mm512_storeu_ps(out + ow, v);
+      else
+        _mm512_mask_storeu_ps(out + ow, (__mmask16)((1u << (Wo - ow)) - 1u), v);
+    }
+  }
+}
 #endif
 
 static const pool_isa *chosen_isa = &isa_generic;
@@ -248,14 +304,22 @@ static bool pool_geom_init(const kl_tensor *x, const kl_rt_pool2d_params *p, con
 }
 
 static kl_status max_pool_f32(const kl_tensor *x, const pool_geom *g, kl_tensor *y) {
-  float *row = malloc((size_t)g->L * sizeof *row);
+  const pool_isa *k = isa();
+  void (*plane)(const pool_geom *, const float *, float *, float *) = k->max_plane;
+  size_t slack = 0;
+#ifdef KL_POOL_X86
+  if (k == &isa_avx512 && g->Kw == 3 && g->sw == 2 && g->dw == 1) {
+    plane = max_plane_k3s2_avx512;
+    slack = ROW_SLACK;
+  }
+#endif
+  float *row = malloc(((size_t)g->L + slack) * sizeof *row);
   if (!row)
     return kl_rt_oom("max_pool2d");
-  const pool_isa *k = isa();
   int64_t planes = x->shape[0] * x->shape[1];
   for (int64_t pl = 0; pl < planes; pl++)
-    k->max_plane(g, (const float *)x->data + pl * g->H * g->W,
-                 (float *)y->data + pl * g->Ho * g->Wo, row);
+    plane(g, (const float *)x->data + pl * g->H * g->W, (float *)y->data + pl * g->Ho * g->Wo,
+          row);
   free(row);
   return NULL;
 }

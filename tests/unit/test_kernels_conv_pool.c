@@ -242,7 +242,8 @@ static void test_pools(void) {
   for (int i = 0; i < N_SIZES; i++)
     for (int j = 0; j < N_SIZES; j++) {
       bool ceil_mode = (i + j) % 2;
-      check_pool(MAX, SIZES[i], SIZES[j], 3, 2, 1, 1, ceil_mode, false, 0); /* ResNet's */
+      /* ResNet's (its AVX-512 kernel), half of them with nans */
+      check_pool(MAX, SIZES[i], SIZES[j], 3, 2, 1, 1, ceil_mode, false, i % 2 ? 0.03 : 0);
       check_pool(MAX, SIZES[i], SIZES[j], 2, 2, 0, 1, !ceil_mode, false, 0.05);
       check_pool(AVG, SIZES[i], SIZES[j], 3, 1, 1, 1, ceil_mode, (i + j) % 3 == 0, 0);
       check_pool(AVG, SIZES[i], SIZES[j], 2, 2, 0, 1, !ceil_mode, true, 0);
