@@ -392,7 +392,7 @@ typedef struct conv_gemm_job {
   kl_rt_conv2d_dims d;
   kl_rt_conv2d_params p;
   const float *x, *w, *w_packed, *bias;
-  float *col; /* NULL, or the one image's patch matrix the tasks share (conv_gemm_pack) */
+  float *col; /* NULL, or the patch matrix its tasks share (conv_gemm_pack_tasks) */
   float *y;
   const kl_sgemm_epilogue *epi;
   int64_t m_block, n_m; /* output channels per task, and blocks of them */
@@ -424,19 +424,23 @@ enum { MAX_SHARED_COL_FLOATS = 4 << 20 };
 /* Blocks for about four tasks per thread: pixels first, in ranges of panels as equal as can
  * be (each range packs its own patches once, and the static split gives each thread the same
  * number of panels), then channels when an image has too few pixel panels. */
+/* Output channels in (at most) n_m blocks of whole micro-tile rows. */
+static void conv_gemm_channel_blocks(conv_gemm_job *j, int64_t n_m) {
+  int64_t tiles_m = (j->d.Cog + KL_SGEMM_MR - 1) / KL_SGEMM_MR;
+  if (n_m > tiles_m)
+    n_m = tiles_m;
+  j->m_block = (tiles_m + n_m - 1) / n_m * KL_SGEMM_MR;
+  j->n_m = (j->d.Cog + j->m_block - 1) / j->m_block;
+}
+
 static void conv_gemm_split(conv_gemm_job *j, int threads) { /* per (image, group) */
   int64_t P = j->d.Ho * j->d.Wo, units = j->d.N * j->d.groups;
   int64_t panels = (P + KL_SGEMM_NR - 1) / KL_SGEMM_NR;
-  int64_t tiles_m = (j->d.Cog + KL_SGEMM_MR - 1) / KL_SGEMM_MR;
   int64_t want = threads <= 1 ? 1 : (4 * (int64_t)threads + units - 1) / units;
   int64_t n_p = want < panels ? want : panels;
-  int64_t n_m = n_p >= want ? 1 : (want + n_p - 1) / n_p;
-  if (n_m > tiles_m)
-    n_m = tiles_m;
   j->panels = panels;
   j->n_p = n_p;
-  j->m_block = (tiles_m + n_m - 1) / n_m * KL_SGEMM_MR;
-  j->n_m = (j->d.Cog + j->m_block - 1) / j->m_block;
+  conv_gemm_channel_blocks(j, n_p >= want ? 1 : (want + n_p - 1) / n_p);
 }
 
 /* Winograd convolutions (weights transformed ahead of time): tasks of (image, block of tiles,
@@ -676,11 +680,8 @@ STEP(conv2d) {
       size_t floats = kl_rt_conv2d_col_floats(&d);
       if (floats <= MAX_SHARED_COL_FLOATS && (j.col = kl_rt_conv2d_col_scratch(floats))) {
         kl_parallel_for(env->pool, j.panels, 1, conv_gemm_pack_tasks, &j);
-        int64_t tiles_m = (d.Cog + KL_SGEMM_MR - 1) / KL_SGEMM_MR;
-        int64_t n_m = 4 * (int64_t)threads < tiles_m ? 4 * (int64_t)threads : tiles_m;
         j.n_p = 1;
-        j.m_block = (tiles_m + n_m - 1) / n_m * KL_SGEMM_MR;
-        j.n_m = (d.Cog + j.m_block - 1) / j.m_block;
+        conv_gemm_channel_blocks(&j, 4 * (int64_t)threads);
       }
     }
     int64_t tasks = d.N * d.groups * j.n_m * j.n_p;

@@ -85,27 +85,36 @@ POOL_INLINE void window_rows(int64_t K, int64_t d, int64_t h0, int64_t H, int64_
   *k0 = a < b ? a : b, *k1 = b;
 }
 
+/* The vertical pass of output row oh: the max of its window's input rows into row (its -inf
+ * padding kept). False when the window has no input rows: out (Wo,) is then all -inf. */
+POOL_INLINE bool max_rows(const pool_geom *g, const float *x, int64_t oh, float *row,
+                          float *out) {
+  int64_t W = g->W, h0 = oh * g->sh - g->ph, k0, k1;
+  window_rows(g->Kh, g->dh, h0, g->H, &k0, &k1);
+  if (k0 == k1) {
+    for (int64_t ow = 0; ow < g->Wo; ow++)
+      out[ow] = -INFINITY;
+    return false;
+  }
+  float *mid = row + g->pw; /* (W,) */
+  memcpy(mid, x + (h0 + k0 * g->dh) * W, (size_t)W * sizeof *mid);
+  for (int64_t ki = k0 + 1; ki < k1; ki++) {
+    const float *in = x + (h0 + ki * g->dh) * W;
+    for (int64_t iw = 0; iw < W; iw++)
+      mid[iw] = nan_max(mid[iw], in[iw]);
+  }
+  return true;
+}
+
 /* x (H, W) -> y (Ho, Wo); row is scratch of L floats. */
 POOL_INLINE void max_plane_body(const pool_geom *g, const float *x, float *y, float *row) {
-  int64_t W = g->W, Wo = g->Wo, sw = g->sw, dw = g->dw;
+  int64_t Wo = g->Wo, sw = g->sw, dw = g->dw;
   for (int64_t i = 0; i < g->L; i++)
     row[i] = -INFINITY;
-  float *mid = row + g->pw; /* (W,) */
   for (int64_t oh = 0; oh < g->Ho; oh++) {
     float *out = y + oh * Wo; /* (Wo,) */
-    int64_t h0 = oh * g->sh - g->ph, k0, k1;
-    window_rows(g->Kh, g->dh, h0, g->H, &k0, &k1);
-    if (k0 == k1) {
-      for (int64_t ow = 0; ow < Wo; ow++)
-        out[ow] = -INFINITY;
+    if (!max_rows(g, x, oh, row, out))
       continue;
-    }
-    memcpy(mid, x + (h0 + k0 * g->dh) * W, (size_t)W * sizeof *mid);
-    for (int64_t ki = k0 + 1; ki < k1; ki++) {
-      const float *in = x + (h0 + ki * g->dh) * W;
-      for (int64_t iw = 0; iw < W; iw++)
-        mid[iw] = nan_max(mid[iw], in[iw]);
-    }
     if (sw == 2 && dw == 1 && g->Kw >= 2) { /* the common 3x3 and 2x2 stride-2 pools */
       for (int64_t ow = 0; ow < Wo; ow++)
         out[ow] = nan_max(row[2 * ow], row[2 * ow + 1]);
@@ -229,25 +238,13 @@ __attribute__((target("avx512f"))) static void max_plane_k3s2_avx512(const pool_
   const __m512i evens =
       _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
-  int64_t W = g->W, Wo = g->Wo;
+  int64_t Wo = g->Wo;
   for (int64_t i = 0; i < g->L + ROW_SLACK; i++)
     row[i] = -INFINITY;
-  float *mid = row + g->pw; /* (W,) */
   for (int64_t oh = 0; oh < g->Ho; oh++) {
     float *out = y + oh * Wo; /* (Wo,) */
-    int64_t h0 = oh * g->sh - g->ph, k0, k1;
-    window_rows(g->Kh, g->dh, h0, g->H, &k0, &k1);
-    if (k0 == k1) {
-      for (int64_t ow = 0; ow < Wo; ow++)
-        out[ow] = -INFINITY;
+    if (!max_rows(g, x, oh, row, out))
       continue;
-    }
-    memcpy(mid, x + (h0 + k0 * g->dh) * W, (size_t)W * sizeof *mid);
-    for (int64_t ki = k0 + 1; ki < k1; ki++) {
-      const float *in = x + (h0 + ki * g->dh) * W;
-      for (int64_t iw = 0; iw < W; iw++)
-        mid[iw] = nan_max(mid[iw], in[iw]);
-    }
     for (int64_t ow = 0; ow < Wo; ow += 16) {
       const float *p = row + 2 * ow;
       __m512 a = _mm512_loadu_ps(p), b = _mm512_loadu_ps(p + 16);
