@@ -26,7 +26,8 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "epilogue_avx512.h"
+#include "epilogue_vec.h"
+#include "store_avx2.h"
 #include "kernels_internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -512,6 +513,17 @@ __attribute__((target("avx512f"))) static void plane_narrow(const dw_geom *g,
 
 #define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
 
+/* store16 with 8 lanes: output row oh's 8 outputs from ow (those past Wo dropped), the
+ * epilogue applied first; a partial vector goes out without a masked store (store_avx2.h). */
+AVX2 void store8(const dw_geom *g, float *y, int64_t oh, int64_t ow, __m256 v) {
+  int64_t n = g->Wo - ow, at = oh * g->Wo + ow;
+  if (n <= 0)
+    return;
+  if (g->epi)
+    v = kl_epilogue_avx2(g->epi, v, g->res ? g->res + at : NULL, n);
+  kl_storen_avx2(y + at, v, n);
+}
+
 /* tile16 with 8-float vectors. */
 AVX2 void tile8(const dw_geom *g, const float *xp, const float *w, __m256 b, float *y, int64_t oh,
                 int64_t ow, int R, int U) {
@@ -532,16 +544,9 @@ AVX2 void tile8(const dw_geom *g, const float *xp, const float *w, __m256 b, flo
             acc[r][u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + r * g->sh * rs + 8 * u), acc[r][u]);
       }
     }
-  __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int r = 0; r < R; r++)
-    for (int u = 0; u < U; u++) {
-      int64_t n = g->Wo - (ow + 8 * u);
-      float *out = y + (oh + r) * g->Wo + ow + 8 * u;
-      if (n >= 8)
-        _mm256_storeu_ps(out, acc[r][u]);
-      else if (n > 0)
-        _mm256_maskstore_ps(out, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), iota), acc[r][u]);
-    }
+    for (int u = 0; u < U; u++)
+      store8(g, y, oh + r, ow + 8 * u, acc[r][u]);
 }
 
 /* tile16_kk with 8-float vectors, for 3x3 only (nine weights and four sums fill the 16
@@ -567,17 +572,11 @@ AVX2 void tile8_k3(const dw_geom *g, const float *xp, const __m256 *wv, __m256 b
           acc[r] = _mm256_fmadd_ps(wv[ki * K + kj], v, acc[r]);
       }
     }
-  __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
 #pragma GCC unroll 4
   for (int r = 0; r < R; r++) {
     if (oh + r >= lim)
       break;
-    int64_t n = g->Wo - ow;
-    float *out = y + (oh + r) * g->Wo + ow;
-    if (n >= 8)
-      _mm256_storeu_ps(out, acc[r]);
-    else
-      _mm256_maskstore_ps(out, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), iota), acc[r]);
+    store8(g, y, oh + r, ow, acc[r]);
   }
 }
 
@@ -622,7 +621,9 @@ AVX2 __m256 odds8(__m256 a, __m256 b) {
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-/* pad_avx512 with 8-float vectors. */
+/* pad_avx512 with 8-float vectors. Padded rows are whole 16-float chunks, so every store is
+ * a whole vector; a chunk wholly inside the input row is read by plain loads, one crossing
+ * its ends under a mask. */
 __attribute__((target("avx2,fma"))) static void pad_avx2(const dw_geom *g, const float *x,
                                                          float *xp, int64_t r0, int64_t r1) {
   int64_t s = g->sw, Wq = g->Wq;
@@ -636,23 +637,31 @@ __attribute__((target("avx2,fma"))) static void pad_avx2(const dw_geom *g, const
       }
       if (!src) {
         for (int64_t j = 0; j < s * Wq; j += 8)
-          _mm256_maskstore_ps(dst + j, lanes8(bits_in(0, s * Wq - j)), _mm256_setzero_ps());
+          _mm256_storeu_ps(dst + j, _mm256_setzero_ps());
         continue;
       }
       for (int64_t j = 0; j < Wq; j += 16) { /* the chunks of pad_layout, 8 columns at a time */
         uint32_t m = j < 16 * PAD_CHUNKS ? g->pad_m[j / 16] : chunk_mask(g, j);
+        uint32_t all = s == 1 ? 0xFFFFu : 0xFFFFFFFFu;
+        m &= all;
         const float *p = (const float *)((uintptr_t)src + (uintptr_t)((j * s - g->pw) * 4));
         for (int h = 0; h < 2; h++) {
-          __m256i st = lanes8(bits_in(0, Wq - j - 8 * h));
           if (s == 1) {
-            _mm256_maskstore_ps(dst + j + 8 * h, st,
-                                _mm256_maskload_ps(p + 8 * h, lanes8(m >> (8 * h))));
+            __m256 v = m == all ? _mm256_loadu_ps(p + 8 * h)
+                                : _mm256_maskload_ps(p + 8 * h, lanes8(m >> (8 * h)));
+            _mm256_storeu_ps(dst + j + 8 * h, v);
             continue;
           }
-          __m256 a = _mm256_maskload_ps(p + 16 * h, lanes8(m >> (16 * h)));
-          __m256 b = _mm256_maskload_ps(p + 16 * h + 8, lanes8(m >> (16 * h + 8)));
-          _mm256_maskstore_ps(dst + j + 8 * h, st, evens8(a, b));
-          _mm256_maskstore_ps(dst + Wq + j + 8 * h, st, odds8(a, b));
+          __m256 a, b;
+          if (m == all) {
+            a = _mm256_loadu_ps(p + 16 * h);
+            b = _mm256_loadu_ps(p + 16 * h + 8);
+          } else {
+            a = _mm256_maskload_ps(p + 16 * h, lanes8(m >> (16 * h)));
+            b = _mm256_maskload_ps(p + 16 * h + 8, lanes8(m >> (16 * h + 8)));
+          }
+          _mm256_storeu_ps(dst + j + 8 * h, evens8(a, b));
+          _mm256_storeu_ps(dst + Wq + j + 8 * h, odds8(a, b));
         }
       }
     }
@@ -801,7 +810,7 @@ kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const 
 #endif
   plane_fn plane = pick_plane(chosen, &g);
 #ifdef KL_DW_X86
-  if (chosen == &isa_avx512 && epi && (epi->residual || epi->act != KL_SGEMM_ACT_NONE))
+  if (chosen && epi && (epi->residual || epi->act != KL_SGEMM_ACT_NONE))
     g.epi = epi; /* in registers, before the stores */
 #endif
   float *xp = aligned_alloc(64, ((size_t)floats * sizeof *xp + 63) / 64 * 64);

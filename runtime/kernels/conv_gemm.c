@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "../gemm.h"
-#include "epilogue_avx512.h"
+#include "epilogue_vec.h"
 #include "kernels_internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -308,7 +308,7 @@ __attribute__((target("avx512f"))) static void few_copy_row(const conv_geom *g,
 /* rows x (two blocks of 16 outputs) of C = bias + A @ taps: a is the packed panel (a[k * MR +
  * i]), tap k of block h at xb[h] + koff[k]; lanes under mask[h] are stored at c[h] + i * ldc
  * (lanes outside compute from the buffer's padding and are dropped). The epilogue, when set,
- * is applied in registers before the store (epilogue_avx512.h), its residual read at res[h] +
+ * is applied in registers before the store (epilogue_vec.h), its residual read at res[h] +
  * i * ldc. */
 __attribute__((target("avx512f"))) static void few_kernel(int64_t K, const float *a,
                                                            const int64_t *koff,

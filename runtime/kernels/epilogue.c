@@ -9,7 +9,8 @@
 #include <string.h>
 
 #include "../gemm.h"
-#include "epilogue_avx512.h"
+#include "epilogue_vec.h"
+#include "store_avx2.h"
 #include "vmath.h"
 
 static inline float clamp1(float x, float lo, float hi) {
@@ -47,6 +48,25 @@ __attribute__((target("avx512f"))) static void apply_avx512(const kl_sgemm_epilo
       _mm512_mask_storeu_ps(c + j, m, v);
     }
 }
+
+/* apply_avx512 with 8 lanes; a row's last few columns are computed as a whole vector (the
+ * same operations wherever a split puts the edge of a block) and stored without a masked
+ * store (store_avx2.h). */
+__attribute__((target("avx2,fma"))) static void apply_avx2(const kl_sgemm_epilogue *e, float *c,
+                                                          const float *r, int64_t rows,
+                                                          int64_t cols, int64_t ld) {
+  __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  kl_sgemm_epilogue here = *e; /* not reread after each store */
+  e = &here;
+  for (int64_t i = 0; i < rows; i++, c += ld, r = r ? r + ld : NULL)
+    for (int64_t j = 0; j < cols; j += 8) {
+      int64_t n = cols - j;
+      __m256 v = n >= 8 ? _mm256_loadu_ps(c + j)
+                        : _mm256_maskload_ps(c + j, _mm256_cmpgt_epi32(
+                                                        _mm256_set1_epi32((int)n), iota));
+      kl_storen_avx2(c + j, kl_epilogue_avx2(e, v, r ? r + j : NULL, n), n);
+    }
+}
 #endif
 
 void kl_sgemm_epilogue_apply(const kl_sgemm_epilogue *e, float *c, int64_t off, int64_t rows,
@@ -55,14 +75,20 @@ void kl_sgemm_epilogue_apply(const kl_sgemm_epilogue *e, float *c, int64_t off, 
     return;
   const float *r = e->residual ? e->residual + off : NULL;
 #ifdef KL_VMATH_X86
-  static int avx512; /* 0: not asked yet, 1: no, 2: yes (the GEMM's choice, overrides included) */
-  int known = __atomic_load_n(&avx512, __ATOMIC_RELAXED);
+  /* the GEMM's choice, overrides included; 0: not asked yet, 1: portable, 2: avx512, 3: avx2 */
+  static int simd;
+  int known = __atomic_load_n(&simd, __ATOMIC_RELAXED);
   if (!known) {
-    known = strcmp(kl_sgemm_isa(), "avx512") ? 1 : 2;
-    __atomic_store_n(&avx512, known, __ATOMIC_RELAXED);
+    const char *isa = kl_sgemm_isa();
+    known = !strcmp(isa, "avx512") ? 2 : !strcmp(isa, "avx2") ? 3 : 1;
+    __atomic_store_n(&simd, known, __ATOMIC_RELAXED);
   }
   if (known == 2) {
     apply_avx512(e, c, r, rows, cols, ld);
+    return;
+  }
+  if (known == 3) {
+    apply_avx2(e, c, r, rows, cols, ld);
     return;
   }
 #endif
