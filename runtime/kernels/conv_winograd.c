@@ -15,13 +15,15 @@
  * rows its tiles read into a zero-padded scratch copy (so the transform reads whole rows with
  * no edge tests), transforms them into V, runs the 16 products for its channels and
  * transforms M back into y, adding the bias. With AVX-512 the transforms handle 16 tiles of a
- * tile row at a time (even and odd columns split by permutes); otherwise plain loops. Every
- * output element is computed by the same operations whatever the split. */
+ * tile row at a time (even and odd columns split by permutes), with AVX2 8, with the same
+ * operations as the plain loops used otherwise (so the same bits). Every output element is
+ * computed by the same operations whatever the split. */
 #include <pthread.h>
 #include <string.h>
 
 #include "../gemm.h"
 #include "kernels_internal.h"
+#include "store_avx2.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -297,6 +299,88 @@ __attribute__((target("avx512f"))) static void output_tiles_avx512(const wino_ta
       _mm512_mask_storeu_ps(out + 16, m_hi, _mm512_permutex2var_ps(y0, hi, y1));
   }
 }
+
+/* The even (odd) floats of a (8) then b (8). */
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256 evens8(__m256 a, __m256 b) {
+  __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256 odds8(__m256 a, __m256 b) {
+  __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* input_tiles_avx512 for 8 tiles at once (count <= 8), the same operations lane for lane (so
+ * the same bits as the scalar form): each patch row is read as 16 + 2 contiguous floats. */
+__attribute__((target("avx2,fma"))) static void input_tiles_avx2(const wino_task *k, int64_t c,
+                                                                 int64_t ty, int64_t tx,
+                                                                 int64_t count, int64_t col) {
+  int64_t tb = k->tb, cin = k->d->Cin;
+  __m256 t[4][4];
+  for (int i = 0; i < 4; i++) {
+    const float *row = k->pad + (c * k->rows + 2 * (ty - k->t0 / k->TW) + i) * k->wp + 2 * tx;
+    __m256 a0 = _mm256_loadu_ps(row), a1 = _mm256_loadu_ps(row + 8);
+    __m256 b0 = _mm256_loadu_ps(row + 2), b1 = _mm256_loadu_ps(row + 10);
+    __m256 d0 = evens8(a0, a1), d1 = odds8(a0, a1), d2 = evens8(b0, b1), d3 = odds8(b0, b1);
+    t[i][0] = _mm256_sub_ps(d0, d2);
+    t[i][1] = _mm256_add_ps(d1, d2);
+    t[i][2] = _mm256_sub_ps(d2, d1);
+    t[i][3] = _mm256_sub_ps(d1, d3);
+  }
+  for (int j = 0; j < 4; j++) {
+    kl_storen_avx2(k->V + ((0 * 4 + j) * cin + c) * tb + col, _mm256_sub_ps(t[0][j], t[2][j]),
+                   count);
+    kl_storen_avx2(k->V + ((1 * 4 + j) * cin + c) * tb + col, _mm256_add_ps(t[1][j], t[2][j]),
+                   count);
+    kl_storen_avx2(k->V + ((2 * 4 + j) * cin + c) * tb + col, _mm256_sub_ps(t[2][j], t[1][j]),
+                   count);
+    kl_storen_avx2(k->V + ((3 * 4 + j) * cin + c) * tb + col, _mm256_sub_ps(t[1][j], t[3][j]),
+                   count);
+  }
+}
+
+/* output_tiles_avx512 for 8 tiles at once (count <= 8): each tile row's two columns are
+ * interleaved back into 16 output columns by unpacks and a lane permute. */
+__attribute__((target("avx2,fma"))) static void output_tiles_avx2(const wino_task *k, int64_t co,
+                                                                  float bias, float *y,
+                                                                  int64_t ty, int64_t tx,
+                                                                  int64_t count, int64_t col) {
+  const kl_rt_conv2d_dims *d = k->d;
+  int64_t tb = k->tb, cout = d->Cout;
+  __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count),
+                                     _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 m[16];
+  for (int xi = 0; xi < XI; xi++) {
+    const float *src = k->M + (xi * cout + co) * tb + col;
+    m[xi] = count >= 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, lanes);
+  }
+  __m256 b = _mm256_set1_ps(bias);
+  int64_t ow = 2 * tx, cols = min64(2 * count, d->Wo - ow);
+  for (int a = 0; a < 2; a++) {
+    int64_t oh = 2 * ty + a;
+    if (oh >= d->Ho)
+      break;
+    __m256 s0, s1, s2, s3;
+    if (a == 0) {
+      s0 = _mm256_add_ps(_mm256_add_ps(m[0], m[4]), m[8]);
+      s1 = _mm256_add_ps(_mm256_add_ps(m[1], m[5]), m[9]);
+      s2 = _mm256_add_ps(_mm256_add_ps(m[2], m[6]), m[10]);
+      s3 = _mm256_add_ps(_mm256_add_ps(m[3], m[7]), m[11]);
+    } else {
+      s0 = _mm256_sub_ps(_mm256_sub_ps(m[4], m[8]), m[12]);
+      s1 = _mm256_sub_ps(_mm256_sub_ps(m[5], m[9]), m[13]);
+      s2 = _mm256_sub_ps(_mm256_sub_ps(m[6], m[10]), m[14]);
+      s3 = _mm256_sub_ps(_mm256_sub_ps(m[7], m[11]), m[15]);
+    }
+    __m256 y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), s2), b);
+    __m256 y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s1, s2), s3), b);
+    __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
+    float *out = y + (co * d->Ho + oh) * d->Wo + ow;
+    kl_storen_avx2(out, _mm256_permute2f128_ps(lo, hi, 0x20), cols);
+    if (cols > 8)
+      kl_storen_avx2(out + 8, _mm256_permute2f128_ps(lo, hi, 0x31), cols - 8);
+  }
+}
 #endif
 
 /* ---- a task ----------------------------------------------------------------------------- */
@@ -324,15 +408,19 @@ bool kl_rt_conv2d_winograd_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_p
   float *yn = y + n * d->Cout * d->Ho * d->Wo;
   pad_rows(&k, xn, p->pad[1]);
 #ifdef KL_WINO_X86
-  bool avx512 = !strcmp(kl_sgemm_isa(), "avx512");
+  bool avx512 = !strcmp(kl_sgemm_isa(), "avx512"), avx2 = !strcmp(kl_sgemm_isa(), "avx2");
 #else
-  bool avx512 = false;
+  bool avx512 = false, avx2 = false;
 #endif
   for (int64_t c = 0; c < d->Cin; c++) {
     FOR_EACH_RUN(&k, {
 #ifdef KL_WINO_X86
       if (avx512) {
         input_tiles_avx512(&k, c, ty, tx, count, col);
+      } else if (avx2) {
+        input_tiles_avx2(&k, c, ty, tx, min64(count, 8), col);
+        if (count > 8)
+          input_tiles_avx2(&k, c, ty, tx + 8, count - 8, col + 8);
       } else
 #endif
         input_tiles_scalar(&k, c, ty, tx, count, col);
@@ -356,6 +444,10 @@ bool kl_rt_conv2d_winograd_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_p
 #ifdef KL_WINO_X86
       if (avx512) {
         output_tiles_avx512(&k, co, b, yn, ty, tx, count, col);
+      } else if (avx2) {
+        output_tiles_avx2(&k, co, b, yn, ty, tx, min64(count, 8), col);
+        if (count > 8)
+          output_tiles_avx2(&k, co, b, yn, ty, tx + 8, count - 8, col + 8);
       } else
 #endif
         output_tiles_scalar(&k, co, b, yn, ty, tx, count, col);
@@ -368,6 +460,6 @@ bool kl_rt_conv2d_winograd_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_p
       }
     });
   }
-  (void)avx512;
+  (void)avx512, (void)avx2;
   return true;
 }
