@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "epilogue_vec.h"
-#include "store_avx2.h"
+#include "avx2.h"
 #include "kernels_internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -514,14 +514,14 @@ __attribute__((target("avx512f"))) static void plane_narrow(const dw_geom *g,
 #define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
 
 /* store16 with 8 lanes: output row oh's 8 outputs from ow (those past Wo dropped), the
- * epilogue applied first; a partial vector goes out without a masked store (store_avx2.h). */
+ * epilogue applied first; a partial vector goes out without a masked store (avx2.h). */
 AVX2 void store8(const dw_geom *g, float *y, int64_t oh, int64_t ow, __m256 v) {
   int64_t n = g->Wo - ow, at = oh * g->Wo + ow;
   if (n <= 0)
     return;
   if (g->epi)
     v = kl_epilogue_avx2(g->epi, v, g->res ? g->res + at : NULL, n);
-  kl_storen_avx2(y + at, v, n);
+  kl_avx2_storen(y + at, v, n);
 }
 
 /* tile16 with 8-float vectors. */
@@ -605,22 +605,6 @@ __attribute__((target("avx2,fma"))) static void plane_avx2_k3s2(const dw_geom *g
   plane8_k3(g, xp, w, bias, y, oh0, oh1, 2);
 }
 
-/* Bits 0..7 of m as a maskload mask. */
-AVX2 __m256i lanes8(uint32_t m) {
-  __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-  return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bits), bits);
-}
-
-/* The even (odd) lanes of a (8) then b (8). */
-AVX2 __m256 evens8(__m256 a, __m256 b) {
-  __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-AVX2 __m256 odds8(__m256 a, __m256 b) {
-  __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
 /* pad_avx512 with 8-float vectors. Padded rows are whole 16-float chunks, so every store is
  * a whole vector; a chunk wholly inside the input row is read by plain loads, one crossing
  * its ends under a mask. */
@@ -648,7 +632,7 @@ __attribute__((target("avx2,fma"))) static void pad_avx2(const dw_geom *g, const
         for (int h = 0; h < 2; h++) {
           if (s == 1) {
             __m256 v = m == all ? _mm256_loadu_ps(p + 8 * h)
-                                : _mm256_maskload_ps(p + 8 * h, lanes8(m >> (8 * h)));
+                                : _mm256_maskload_ps(p + 8 * h, kl_avx2_lanes(m >> (8 * h)));
             _mm256_storeu_ps(dst + j + 8 * h, v);
             continue;
           }
@@ -657,11 +641,11 @@ __attribute__((target("avx2,fma"))) static void pad_avx2(const dw_geom *g, const
             a = _mm256_loadu_ps(p + 16 * h);
             b = _mm256_loadu_ps(p + 16 * h + 8);
           } else {
-            a = _mm256_maskload_ps(p + 16 * h, lanes8(m >> (16 * h)));
-            b = _mm256_maskload_ps(p + 16 * h + 8, lanes8(m >> (16 * h + 8)));
+            a = _mm256_maskload_ps(p + 16 * h, kl_avx2_lanes(m >> (16 * h)));
+            b = _mm256_maskload_ps(p + 16 * h + 8, kl_avx2_lanes(m >> (16 * h + 8)));
           }
-          _mm256_storeu_ps(dst + j + 8 * h, evens8(a, b));
-          _mm256_storeu_ps(dst + Wq + j + 8 * h, odds8(a, b));
+          _mm256_storeu_ps(dst + j + 8 * h, kl_avx2_evens(a, b));
+          _mm256_storeu_ps(dst + Wq + j + 8 * h, kl_avx2_odds(a, b));
         }
       }
     }

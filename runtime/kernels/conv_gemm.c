@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../gemm.h"
+#include "avx2.h"
 #include "epilogue_vec.h"
 #include "kernels_internal.h"
 
@@ -28,7 +29,7 @@
 #define KL_CONV_X86 1
 #endif
 
-enum { MR = KL_SGEMM_MR, NR = KL_SGEMM_NR, MAX_KW_AVX512 = 16 };
+enum { MR = KL_SGEMM_MR, NR = KL_SGEMM_NR, MAX_KW_SIMD = 16 };
 
 typedef struct conv_geom {
   int64_t Cg, H, W, Kh, Kw, Ho, Wo;
@@ -43,7 +44,7 @@ typedef struct pixel_run {
 typedef struct col_source {
   const conv_geom *g;
   const float *x; /* (Cg, H, W): this image's channels of this group */
-  bool avx512;
+  bool avx512, avx2;
 } col_source;
 
 /* The runs of the panel starting at pixel n0 (at most NR pixels, clipped to P); returns how
@@ -154,7 +155,7 @@ __attribute__((target("avx512f"))) static void pack_col_avx512(const col_source 
   pixel_run runs[NR];
   int64_t cols;
   int n_runs = panel_runs(g, P, n0, runs, &cols);
-  piece pieces[MAX_KW_AVX512][MAX_PIECES];
+  piece pieces[MAX_KW_SIMD][MAX_PIECES];
   int64_t piece_oh[MAX_PIECES];
   int n_pieces = 0;
   for (int64_t kj = 0; kj < g->Kw; kj++) {
@@ -239,6 +240,93 @@ __attribute__((target("avx512f"))) static void pack_col_avx512(const col_source 
 #endif
 
 #ifdef KL_CONV_X86
+/* How one 8-lane piece of a run reads an input row, for one kj (pack_col_avx2): lane t of the
+ * piece is column src + t * sw of the row, valid (bits) the lanes inside the image and the run;
+ * with stride 2 the piece is the even floats of a 16-float span, lo and hi its load masks. */
+typedef struct piece8 {
+  __m256i lo, hi;
+  int64_t dst_col, src;
+  uint32_t valid;
+  bool whole; /* every float the piece's loads touch lies in the row: plain loads */
+} piece8;
+
+/* pack_col_scalar with AVX2, strides 1 and 2. A panel's row is built in a local row of 32
+ * floats by whole-vector stores (a piece's lanes past its run are overwritten by the next run's
+ * piece; masked stores are slow on some AVX2 machines, avx2.h), then copied out. */
+__attribute__((target("avx2,fma"))) static void pack_col_avx2(const col_source *s, int64_t P,
+                                                              int64_t k0, int64_t kc,
+                                                              int64_t n0, float *panel) {
+  const conv_geom *g = s->g;
+  pixel_run runs[NR];
+  int64_t cols;
+  int n_runs = panel_runs(g, P, n0, runs, &cols);
+  piece8 pieces[MAX_KW_SIMD][NR / 8 + NR];
+  int64_t piece_oh[NR / 8 + NR];
+  int n_pieces = 0;
+  for (int64_t kj = 0; kj < g->Kw; kj++) {
+    int q = 0;
+    for (int r = 0; r < n_runs; r++) {
+      const pixel_run *run = &runs[r];
+      int64_t iw0 = run->ow0 * g->sw - g->pw + kj * g->dw, t0, t1;
+      valid_lanes(iw0, g->sw, g->W, run->len, &t0, &t1);
+      for (int64_t b = 0; b < run->len; b += 8, q++) {
+        piece8 *pc = &pieces[kj][q];
+        int64_t lo = t0 - b < 0 ? 0 : t0 - b, hi = t1 - b > 8 ? 8 : t1 - b;
+        uint32_t valid = lo < hi ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0;
+        uint32_t even = 0;
+        for (int t = 0; t < 8; t++)
+          if (valid >> t & 1)
+            even |= 1u << (2 * t);
+        pc->dst_col = run->j0 + b;
+        pc->src = iw0 + b * g->sw;
+        pc->valid = valid;
+        pc->lo = kl_avx2_lanes(g->sw == 1 ? valid : even);
+        pc->hi = kl_avx2_lanes(even >> 8);
+        pc->whole = valid == 0xFF && pc->src >= 0 && pc->src + 8 * g->sw <= g->W;
+        piece_oh[q] = run->oh;
+      }
+    }
+    n_pieces = q;
+  }
+  float row_out[NR + 8] = {0};
+  int64_t kk = g->Kh * g->Kw;
+  int64_t c = k0 / kk, ki = (k0 % kk) / g->Kw, kj = k0 % g->Kw;
+  for (int64_t k = 0; k < kc; k++) {
+    const float *plane = s->x + c * g->H * g->W;
+    for (int q = 0; q < n_pieces; q++) {
+      const piece8 *pc = &pieces[kj][q];
+      int64_t ih = piece_oh[q] * g->sh - g->ph + ki * g->dh;
+      __m256 v = _mm256_setzero_ps();
+      if (ih >= 0 && ih < g->H && pc->valid) {
+        /* masked lanes are not read, so the span may start or end outside the row */
+        const float *p =
+            (const float *)((uintptr_t)(plane + ih * g->W) + (uintptr_t)(pc->src * 4));
+        if (g->sw == 1) {
+          v = pc->whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, pc->lo);
+        } else {
+          const float *p8 = (const float *)((uintptr_t)p + 32);
+          __m256 a = pc->whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, pc->lo);
+          __m256 b = pc->whole ? _mm256_loadu_ps(p8) : _mm256_maskload_ps(p8, pc->hi);
+          v = kl_avx2_evens(a, b);
+        }
+      }
+      _mm256_storeu_ps(row_out + pc->dst_col, v);
+    }
+    float *dst = panel + k * NR;
+    for (int64_t j = 0; j < NR; j += 8)
+      _mm256_storeu_ps(dst + j, j < cols ? _mm256_loadu_ps(row_out + j) : _mm256_setzero_ps());
+    if (cols % 8)
+      memset(dst + cols, 0, (size_t)(8 - cols % 8) * sizeof(float));
+    if (++kj == g->Kw) {
+      kj = 0;
+      if (++ki == g->Kh)
+        ki = 0, c++;
+    }
+  }
+}
+#endif
+
+#ifdef KL_CONV_X86
 /* ---- few taps: the micro-kernel reads the input itself ----------------------------------
  *
  * When K = Cg * Kh * Kw fits one block of the GEMM (KL_SGEMM_KC) and output rows are at least
@@ -260,7 +348,7 @@ typedef struct few_layout {
 /* Whether the few-taps path takes a convolution of this geometry (AVX-512 only). */
 static bool few_taps_fits(const conv_geom *g, int64_t K) {
   return K <= KL_SGEMM_KC && g->Wo >= 16 && g->sw <= FEW_MAX_SW && g->sh <= FEW_MAX_SW &&
-         g->Kw <= MAX_KW_AVX512 && g->dw <= FEW_MAX_SW && g->dh <= FEW_MAX_SW &&
+         g->Kw <= MAX_KW_SIMD && g->dw <= FEW_MAX_SW && g->dh <= FEW_MAX_SW &&
          !(g->Kh == 1 && g->Kw == 1 && g->sh == 1 && g->sw == 1);
 }
 
@@ -481,6 +569,10 @@ static void pack_col(const void *ctx, int64_t P, int64_t k0, int64_t kc, int64_t
     pack_col_avx512(s, P, k0, kc, n0, panel);
     return;
   }
+  if (s->avx2) {
+    pack_col_avx2(s, P, k0, kc, n0, panel);
+    return;
+  }
 #endif
   pack_col_scalar(s, P, k0, kc, n0, panel);
 }
@@ -509,8 +601,10 @@ static void col_source_init(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_param
   /* the gather's lane indices (iw0 + t * sw) must fit in int32 */
   bool small = d->W < (1 << 28) && p->pad[1] < (1 << 28) && p->stride[1] < (1 << 20) &&
                (d->Kw - 1) * p->dilation[1] < (1 << 28);
+  bool simd = small && d->Kw <= MAX_KW_SIMD;
   *src = (col_source){geom, x + (n * d->Cin + g * d->Cg) * d->H * d->W, /* (Cg, H, W) */
-                      small && d->Kw <= MAX_KW_AVX512 && !strcmp(kl_sgemm_isa(), "avx512")};
+                      simd && !strcmp(kl_sgemm_isa(), "avx512"),
+                      simd && p->stride[1] <= 2 && !strcmp(kl_sgemm_isa(), "avx2")};
 }
 
 size_t kl_rt_conv2d_col_floats(const kl_rt_conv2d_dims *d) {

@@ -23,7 +23,7 @@
 
 #include "../gemm.h"
 #include "kernels_internal.h"
-#include "store_avx2.h"
+#include "avx2.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -300,16 +300,6 @@ __attribute__((target("avx512f"))) static void output_tiles_avx512(const wino_ta
   }
 }
 
-/* The even (odd) floats of a (8) then b (8). */
-__attribute__((target("avx2,fma"), always_inline)) static inline __m256 evens8(__m256 a, __m256 b) {
-  __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-__attribute__((target("avx2,fma"), always_inline)) static inline __m256 odds8(__m256 a, __m256 b) {
-  __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
 /* input_tiles_avx512 for 8 tiles at once (count <= 8), the same operations lane for lane (so
  * the same bits as the scalar form): each patch row is read as 16 + 2 contiguous floats. */
 __attribute__((target("avx2,fma"))) static void input_tiles_avx2(const wino_task *k, int64_t c,
@@ -321,20 +311,20 @@ __attribute__((target("avx2,fma"))) static void input_tiles_avx2(const wino_task
     const float *row = k->pad + (c * k->rows + 2 * (ty - k->t0 / k->TW) + i) * k->wp + 2 * tx;
     __m256 a0 = _mm256_loadu_ps(row), a1 = _mm256_loadu_ps(row + 8);
     __m256 b0 = _mm256_loadu_ps(row + 2), b1 = _mm256_loadu_ps(row + 10);
-    __m256 d0 = evens8(a0, a1), d1 = odds8(a0, a1), d2 = evens8(b0, b1), d3 = odds8(b0, b1);
+    __m256 d0 = kl_avx2_evens(a0, a1), d1 = kl_avx2_odds(a0, a1), d2 = kl_avx2_evens(b0, b1), d3 = kl_avx2_odds(b0, b1);
     t[i][0] = _mm256_sub_ps(d0, d2);
     t[i][1] = _mm256_add_ps(d1, d2);
     t[i][2] = _mm256_sub_ps(d2, d1);
     t[i][3] = _mm256_sub_ps(d1, d3);
   }
   for (int j = 0; j < 4; j++) {
-    kl_storen_avx2(k->V + ((0 * 4 + j) * cin + c) * tb + col, _mm256_sub_ps(t[0][j], t[2][j]),
+    kl_avx2_storen(k->V + ((0 * 4 + j) * cin + c) * tb + col, _mm256_sub_ps(t[0][j], t[2][j]),
                    count);
-    kl_storen_avx2(k->V + ((1 * 4 + j) * cin + c) * tb + col, _mm256_add_ps(t[1][j], t[2][j]),
+    kl_avx2_storen(k->V + ((1 * 4 + j) * cin + c) * tb + col, _mm256_add_ps(t[1][j], t[2][j]),
                    count);
-    kl_storen_avx2(k->V + ((2 * 4 + j) * cin + c) * tb + col, _mm256_sub_ps(t[2][j], t[1][j]),
+    kl_avx2_storen(k->V + ((2 * 4 + j) * cin + c) * tb + col, _mm256_sub_ps(t[2][j], t[1][j]),
                    count);
-    kl_storen_avx2(k->V + ((3 * 4 + j) * cin + c) * tb + col, _mm256_sub_ps(t[1][j], t[3][j]),
+    kl_avx2_storen(k->V + ((3 * 4 + j) * cin + c) * tb + col, _mm256_sub_ps(t[1][j], t[3][j]),
                    count);
   }
 }
@@ -347,8 +337,7 @@ __attribute__((target("avx2,fma"))) static void output_tiles_avx2(const wino_tas
                                                                   int64_t count, int64_t col) {
   const kl_rt_conv2d_dims *d = k->d;
   int64_t tb = k->tb, cout = d->Cout;
-  __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count),
-                                     _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256i lanes = kl_avx2_first(count);
   __m256 m[16];
   for (int xi = 0; xi < XI; xi++) {
     const float *src = k->M + (xi * cout + co) * tb + col;
@@ -376,9 +365,9 @@ __attribute__((target("avx2,fma"))) static void output_tiles_avx2(const wino_tas
     __m256 y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s1, s2), s3), b);
     __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
     float *out = y + (co * d->Ho + oh) * d->Wo + ow;
-    kl_storen_avx2(out, _mm256_permute2f128_ps(lo, hi, 0x20), cols);
+    kl_avx2_storen(out, _mm256_permute2f128_ps(lo, hi, 0x20), cols);
     if (cols > 8)
-      kl_storen_avx2(out + 8, _mm256_permute2f128_ps(lo, hi, 0x31), cols - 8);
+      kl_avx2_storen(out + 8, _mm256_permute2f128_ps(lo, hi, 0x31), cols - 8);
   }
 }
 #endif

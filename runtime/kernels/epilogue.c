@@ -10,7 +10,7 @@
 
 #include "../gemm.h"
 #include "epilogue_vec.h"
-#include "store_avx2.h"
+#include "avx2.h"
 #include "vmath.h"
 
 static inline float clamp1(float x, float lo, float hi) {
@@ -51,20 +51,17 @@ __attribute__((target("avx512f"))) static void apply_avx512(const kl_sgemm_epilo
 
 /* apply_avx512 with 8 lanes; a row's last few columns are computed as a whole vector (the
  * same operations wherever a split puts the edge of a block) and stored without a masked
- * store (store_avx2.h). */
+ * store (avx2.h). */
 __attribute__((target("avx2,fma"))) static void apply_avx2(const kl_sgemm_epilogue *e, float *c,
                                                           const float *r, int64_t rows,
                                                           int64_t cols, int64_t ld) {
-  __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   kl_sgemm_epilogue here = *e; /* not reread after each store */
   e = &here;
   for (int64_t i = 0; i < rows; i++, c += ld, r = r ? r + ld : NULL)
     for (int64_t j = 0; j < cols; j += 8) {
       int64_t n = cols - j;
-      __m256 v = n >= 8 ? _mm256_loadu_ps(c + j)
-                        : _mm256_maskload_ps(c + j, _mm256_cmpgt_epi32(
-                                                        _mm256_set1_epi32((int)n), iota));
-      kl_storen_avx2(c + j, kl_epilogue_avx2(e, v, r ? r + j : NULL, n), n);
+      __m256 v = n >= 8 ? _mm256_loadu_ps(c + j) : _mm256_maskload_ps(c + j, kl_avx2_first(n));
+      kl_avx2_storen(c + j, kl_epilogue_avx2(e, v, r ? r + j : NULL, n), n);
     }
 }
 #endif

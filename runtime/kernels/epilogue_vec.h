@@ -8,6 +8,7 @@
 #define KL_RUNTIME_KERNELS_EPILOGUE_VEC_H
 
 #include "../gemm.h"
+#include "avx2.h"
 #include "vmath.h"
 
 #ifdef KL_VMATH_X86
@@ -31,9 +32,7 @@ kl_epilogue_avx512(const kl_sgemm_epilogue *e, __m512 v, const float *r, __mmask
 __attribute__((target("avx2,fma"), always_inline)) static inline __m256
 kl_epilogue_avx2(const kl_sgemm_epilogue *e, __m256 v, const float *r, int64_t n) {
   if (e->residual) {
-    __m256i first = _mm256_cmpgt_epi32(_mm256_set1_epi32(n < 8 ? (int)n : 8),
-                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    v = _mm256_add_ps(v, n >= 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, first));
+    v = _mm256_add_ps(v, n >= 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, kl_avx2_first(n)));
   }
   if (e->act == KL_SGEMM_ACT_CLAMP) {
     v = _mm256_min_ps(_mm256_set1_ps(e->hi), _mm256_max_ps(_mm256_set1_ps(e->lo), v));
