@@ -693,6 +693,119 @@ __attribute__((target("avx2,fma"))) static void plane_avx2(const dw_geom *g, con
   }
 }
 
+/* ---- AVX2, planes at most two vectors wide ----------------------------------------------
+ *
+ * plane_narrow with 8-float vectors: a row of at most 16 outputs is U = 1 or 2 vectors, each
+ * tap read where it lies under a mask fixed per column tap (stride 2: two masked loads and the
+ * even floats kept), padding rows read from narrow_zeros. The same operations in the same
+ * order as the padded path's, so the same bits. */
+
+typedef struct narrow_taps8 {
+  int64_t off[NARROW_MAX_K];      /* column tap kj reads the row from off[kj] */
+  __m256i lo[NARROW_MAX_K][2];    /* vector u's load mask (stride 2: of its first 8 floats) */
+  __m256i hi[NARROW_MAX_K][2];    /* stride 2: of its next 8 */
+} narrow_taps8;
+
+__attribute__((target("avx2,fma"))) static void narrow_init8(const dw_geom *g,
+                                                            narrow_taps8 *t) {
+  for (int64_t kj = 0; kj < g->Kw; kj++) {
+    int64_t base = kj * g->dw - g->pw; /* output lane l reads input column base + l * sw */
+    t->off[kj] = base;
+    uint32_t m = 0;
+    for (int64_t l = 0; l < g->Wo; l++) {
+      int64_t iw = base + l * g->sw;
+      if (iw >= 0 && iw < g->W)
+        m |= 1u << (g->sw == 1 ? l : 2 * l);
+    }
+    for (int u = 0; u < 2; u++) {
+      t->lo[kj][u] = kl_avx2_lanes(g->sw == 1 ? m >> (8 * u) : m >> (16 * u));
+      t->hi[kj][u] = kl_avx2_lanes(g->sw == 1 ? 0 : m >> (16 * u + 8));
+    }
+  }
+}
+
+/* Four output rows from oh (those past Ho computed on zeros and not stored), U vectors each;
+ * K, S and U constants where the caller makes them so. */
+AVX2 void rows_narrow8(const dw_geom *g, const narrow_taps8 *t, const float *x, const float *w,
+                       __m256 b, float *y, int64_t oh, const kl_sgemm_epilogue *e,
+                       const float *r, int K, int S, int U) {
+  __m256 acc[4][2] = {{b, b}, {b, b}, {b, b}, {b, b}};
+  for (int64_t ki = 0; ki < g->Kh; ki++) {
+    const char *row[4]; /* masked lanes are not read, so an address may lie outside the row */
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+      int64_t ih = (oh + q) * g->sh + ki * g->dh - g->ph;
+      row[q] = (const char *)(oh + q < g->Ho && ih >= 0 && ih < g->H
+                                  ? x + ih * g->W
+                                  : narrow_zeros + NARROW_ZERO_AT); /* a padding row */
+    }
+    const float *wr = w + ki * K;
+#pragma GCC unroll 16
+    for (int kj = 0; kj < K; kj++) {
+      __m256 wv = _mm256_set1_ps(wr[kj]);
+      int64_t off = t->off[kj] * 4;
+#pragma GCC unroll 2
+      for (int u = 0; u < U; u++) {
+        __m256i lo = t->lo[kj][u], hi = t->hi[kj][u];
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+          const float *p = (const float *)(row[q] + off) + 8 * S * u;
+          __m256 v = _mm256_maskload_ps(p, lo);
+          if (S == 2)
+            v = kl_avx2_evens(v, _mm256_maskload_ps(p + 8, hi));
+          acc[q][u] = _mm256_fmadd_ps(wv, v, acc[q][u]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; q++) {
+    if (oh + q >= g->Ho)
+      break;
+#pragma GCC unroll 2
+    for (int u = 0; u < U; u++) {
+      int64_t at = (oh + q) * g->Wo + 8 * u, n = g->Wo - 8 * u;
+      __m256 v = acc[q][u];
+      if (e)
+        v = kl_epilogue_avx2(e, v, r ? r + at : NULL, n);
+      kl_avx2_storen(y + at, v, n);
+    }
+  }
+}
+
+#define NARROW8_ROWS(K, S)                                                                     \
+  do {                                                                                         \
+    if (g->Wo > 8)                                                                             \
+      rows_narrow8(g, t, x, w, b, y, oh, e, r, K, S, 2);                                       \
+    else                                                                                       \
+      rows_narrow8(g, t, x, w, b, y, oh, e, r, K, S, 1);                                       \
+  } while (0)
+
+/* plane_narrow with 8-float vectors. */
+__attribute__((target("avx2,fma"))) static void plane_narrow8(const dw_geom *g,
+                                                             const narrow_taps8 *t,
+                                                             const float *x, const float *w,
+                                                             float bias, float *y,
+                                                             const kl_sgemm_epilogue *e,
+                                                             const float *r) {
+  __m256 b = _mm256_set1_ps(bias);
+  for (int64_t oh = 0; oh < g->Ho; oh += 4) {
+    if (g->Kw == 3 && g->sw == 1)
+      NARROW8_ROWS(3, 1);
+    else if (g->Kw == 3)
+      NARROW8_ROWS(3, 2);
+    else if (g->Kw == 5 && g->sw == 1)
+      NARROW8_ROWS(5, 1);
+    else if (g->Kw == 5)
+      NARROW8_ROWS(5, 2);
+    else if (g->sw == 1)
+      NARROW8_ROWS((int)g->Kw, 1);
+    else
+      NARROW8_ROWS((int)g->Kw, 2);
+  }
+}
+#undef NARROW8_ROWS
+
 #endif /* KL_DW_X86 */
 
 /* ---- the ISA, chosen once --------------------------------------------------------------- */
@@ -778,6 +891,19 @@ kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const 
     return NULL;
   }
 #ifdef KL_DW_X86
+  if (chosen == &isa_avx2 && narrow_fits(&g)) {
+    narrow_taps8 t;
+    narrow_init8(&g, &t);
+    bool fused = epi && (epi->residual || epi->act != KL_SGEMM_ACT_NONE);
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t co = 0; co < Cout; co++) {
+        int64_t off = (n * Cout + co) * g.Ho * g.Wo;
+        plane_narrow8(&g, &t, xd + (n * Cin + co / Cog) * g.H * g.W, wd + co * taps,
+                      bd ? bd[co] : 0.0f, yd + off, fused ? epi : NULL,
+                      fused && epi->residual ? epi->residual + off : NULL);
+      }
+    return NULL;
+  }
   if (chosen == &isa_avx512 && narrow_fits(&g)) {
     narrow_taps t;
     narrow_init(&g, &t);
