@@ -21,6 +21,7 @@
 #include <pthread.h>
 
 #include "../gemm.h"
+#include "epilogue_vec.h"
 #include "kernels_internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -113,12 +114,17 @@ typedef struct a_rows {
 } a_rows;
 
 /* add: C += the product; else C = the product + row_bias (MR values, one per row) + col_bias
- * (NR values, one per column), each NULL for none. */
+ * (NR values, one per column), each NULL for none. epi (only to a kernel whose isa_choice
+ * says it takes one; NULL for none): the fused epilogue, applied to the tile before it is
+ * stored, its residual read at res (row stride ldc). */
 typedef void (*ukernel_fn)(int64_t kc, const a_rows *a, const float *b, float *c, int64_t ldc,
-                           bool add, const float *row_bias, const float *col_bias);
+                           bool add, const float *row_bias, const float *col_bias,
+                           const kl_sgemm_epilogue *epi, const float *res);
 
 static void ukernel_generic(int64_t kc, const a_rows *a, const float *b, float *c, int64_t ldc,
-                            bool add, const float *row_bias, const float *col_bias) {
+                            bool add, const float *row_bias, const float *col_bias,
+                            const kl_sgemm_epilogue *epi, const float *res) {
+  (void)epi, (void)res;
   float acc[MR][NR];
   for (int i = 0; i < MR; i++)
     for (int j = 0; j < NR; j++)
@@ -140,7 +146,10 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
                                                                const float *b, float *c,
                                                                int64_t ldc, bool add,
                                                                const float *row_bias,
-                                                               const float *col_bias) {
+                                                               const float *col_bias,
+                                                               const kl_sgemm_epilogue *epi,
+                                                               const float *res) {
+  (void)epi, (void)res;
   __m512 z = _mm512_setzero_ps();
   __m512 b0 = !add && col_bias ? _mm512_loadu_ps(col_bias) : z;
   __m512 b1 = !add && col_bias ? _mm512_loadu_ps(col_bias + 16) : z;
@@ -205,8 +214,11 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const a
                                                               const float *b, float *c,
                                                               int64_t ldc, bool add,
                                                               const float *row_bias,
-                                                              const float *col_bias) {
+                                                              const float *col_bias,
+                                                              const kl_sgemm_epilogue *epi,
+                                                              const float *res) {
   bool rows = !add && row_bias;
+  kl_sgemm_epilogue e = epi ? *epi : (kl_sgemm_epilogue){0};
   for (int i = 0; i < MR; i++) { /* the tile's lines, read or written at the end */
     _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
@@ -249,6 +261,8 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const a
         __m256 v = acc[i][q];
         if (add)
           v = _mm256_add_ps(_mm256_loadu_ps(p), v);
+        if (epi)
+          v = kl_epilogue_avx2(&e, v, e.residual ? res + i * ldc + 16 * h + 8 * q : NULL, 8);
         _mm256_storeu_ps(p, v);
       }
   }
@@ -258,6 +272,7 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const a
 typedef struct isa_choice {
   ukernel_fn fn;
   const char *name;
+  bool fused_epilogue; /* fn takes the epilogue (else the driver applies it after the store) */
 } isa_choice;
 
 static isa_choice chosen;
@@ -265,7 +280,7 @@ static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 /* KILN_SGEMM_ISA=generic|avx2|avx512 forces a kernel the CPU supports (tests cover each). */
 static void choose_isa(void) {
-  chosen = (isa_choice){ukernel_generic, "generic"};
+  chosen = (isa_choice){ukernel_generic, "generic", false};
 #ifdef KL_GEMM_X86
   __builtin_cpu_init();
   const char *want = getenv("KILN_SGEMM_ISA");
@@ -274,9 +289,9 @@ static void choose_isa(void) {
   if (want && !strcmp(want, "generic"))
     return;
   if (avx512 && !(want && !strcmp(want, "avx2")))
-    chosen = (isa_choice){ukernel_avx512, "avx512"};
+    chosen = (isa_choice){ukernel_avx512, "avx512", false};
   else if (avx2)
-    chosen = (isa_choice){ukernel_avx2, "avx2"};
+    chosen = (isa_choice){ukernel_avx2, "avx2", true};
 #endif
 }
 
@@ -316,6 +331,8 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
     return true;
   }
   ukernel_fn kernel = isa()->fn;
+  bool fused = isa()->fused_epilogue && pr->epilogue &&
+               (pr->epilogue->residual || pr->epilogue->act != KL_SGEMM_ACT_NONE);
   const float *packed_a = pr->packed_a, *packed_b = pr->packed_b;
   kl_sgemm_b_source plain = {pack_b_operand, &pr->b};
   const kl_sgemm_b_source *src = pr->b_source ? pr->b_source : &plain;
@@ -369,7 +386,13 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
         const float *rb = pr->row_bias ? pr->row_bias + m0 : NULL;
         const float *cb = pr->col_bias ? pr->col_bias + n0 : NULL;
         if (rows == MR && cols == NR) {
-          kernel(kc, &ar, pb, c, ldc, add, rb, cb);
+          if (last && fused) { /* in registers, before the store */
+            const float *res = pr->epilogue->residual;
+            kernel(kc, &ar, pb, c, ldc, add, rb, cb, pr->epilogue,
+                   res ? res + m0 * ldc + n0 : NULL);
+            continue;
+          }
+          kernel(kc, &ar, pb, c, ldc, add, rb, cb, NULL, NULL);
           if (last && pr->epilogue) /* the tile is complete and still in L1 */
             kl_sgemm_epilogue_apply(pr->epilogue, c, m0 * ldc + n0, MR, NR, ldc);
           continue;
@@ -385,7 +408,7 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
             edge_col_bias[j] = j < cols ? cb[j] : 0.0f;
           cb = edge_col_bias;
         }
-        kernel(kc, &ar, pb, tile, NR, false, add ? NULL : rb, add ? NULL : cb);
+        kernel(kc, &ar, pb, tile, NR, false, add ? NULL : rb, add ? NULL : cb, NULL, NULL);
         for (int64_t i = 0; i < rows; i++)
           for (int64_t j = 0; j < cols; j++)
             c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
