@@ -440,7 +440,12 @@ static void conv_gemm_split(conv_gemm_job *j, int threads) { /* per (image, grou
   int64_t n_p = want < panels ? want : panels;
   j->panels = panels;
   j->n_p = n_p;
-  conv_gemm_channel_blocks(j, n_p >= want ? 1 : (want + n_p - 1) / n_p);
+  /* Each block of channels reads all the patches, each range of pixels all the weights: with
+   * fewer weights than patches (fewer output channels than pixels) the channels are split only
+   * when the pixels leave threads idle. */
+  bool few_weights = j->d.Cog <= P;
+  int64_t enough = few_weights ? (threads + units - 1) / units : want;
+  conv_gemm_channel_blocks(j, n_p >= enough ? 1 : (want + n_p - 1) / n_p);
 }
 
 /* Winograd convolutions (weights transformed ahead of time): tasks of (image, block of tiles,
