@@ -333,11 +333,11 @@ __attribute__((target("avx2,fma"))) static void pack_col_avx2(const col_source *
  * a vector wide, packing patches costs about half of what the products do (an image stem: 3
  * channels, 7x7, stride 2, K = 147 against M = 64 rows). Instead the part copies the input
  * rows it reads once into a zero-padded buffer split into stride phases (phase f of padded row
- * r holds x[r - ph][j * sw + f - pw] at j), where the 16 outputs (oh, ow .. ow + 15) of tap
- * (c, ki, kj) are 16 consecutive floats at a fixed offset from the block's base. A tile is
- * MR output channels by two such blocks; every sum starts at the bias and adds the taps in
- * k order with fused multiply-adds, as the GEMM's micro-kernel does, so the bits are the same
- * as the packed path's whatever the split. */
+ * r holds x[r - ph][j * sw + f - pw] at j), where a block of outputs (oh, ow .. ow + 15) of
+ * tap (c, ki, kj) is 16 consecutive floats at a fixed offset from the block's base (8 with
+ * AVX2). A tile is MR output channels by two such blocks; every sum starts at the bias and
+ * adds the taps in k order with fused multiply-adds, as the GEMM's micro-kernel does, so the
+ * bits are the same as the packed path's whatever the split. */
 
 enum { FEW_MAX_SW = 4 };
 
@@ -345,18 +345,36 @@ typedef struct few_layout {
   int64_t r0, rows, Wq, row_floats; /* padded rows [r0, r0 + rows), sw phases of Wq each */
 } few_layout;
 
-/* Whether the few-taps path takes a convolution of this geometry (AVX-512 only). */
-static bool few_taps_fits(const conv_geom *g, int64_t K) {
-  return K <= KL_SGEMM_KC && g->Wo >= 16 && g->sw <= FEW_MAX_SW && g->sh <= FEW_MAX_SW &&
+/* Whether the few-taps path takes a convolution of this geometry, with blocks of bw outputs
+ * (16 with AVX-512, 8 with AVX2). */
+static bool few_taps_fits(const conv_geom *g, int64_t K, int64_t bw) {
+  return K <= KL_SGEMM_KC && g->Wo >= bw && g->sw <= FEW_MAX_SW && g->sh <= FEW_MAX_SW &&
          g->Kw <= MAX_KW_SIMD && g->dw <= FEW_MAX_SW && g->dh <= FEW_MAX_SW &&
          !(g->Kh == 1 && g->Kw == 1 && g->sh == 1 && g->sw == 1);
 }
 
+/* The even floats of p[0 .. 2n) to d[0 .. n), as many as whole vectors take; returns how many. */
+__attribute__((target("avx512f"))) static int64_t evens_avx512(const float *p, int64_t n,
+                                                               float *d) {
+  const __m512i evens =
+      _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16, p += 32)
+    _mm512_storeu_ps(d + j, _mm512_permutex2var_ps(_mm512_loadu_ps(p), evens,
+                                                   _mm512_loadu_ps(p + 16)));
+  return j;
+}
+__attribute__((target("avx2,fma"))) static int64_t evens_avx2(const float *p, int64_t n,
+                                                              float *d) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8, p += 16)
+    _mm256_storeu_ps(d + j, kl_avx2_evens(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)));
+  return j;
+}
+
 /* Padded row r (of the input padded by ph) of channel c, all its phases, into dst. */
-__attribute__((target("avx512f"))) static void few_copy_row(const conv_geom *g,
-                                                             const float *x, int64_t c,
-                                                             int64_t r, int64_t Wq,
-                                                             float *dst) {
+static void few_copy_row(const conv_geom *g, const float *x, int64_t c, int64_t r, int64_t Wq,
+                         bool avx2, float *dst) {
   int64_t ih = r - g->ph;
   if (ih < 0 || ih >= g->H) {
     memset(dst, 0, (size_t)(g->sw * Wq) * sizeof(float));
@@ -379,13 +397,13 @@ __attribute__((target("avx512f"))) static void few_copy_row(const conv_geom *g,
       memcpy(d + j0, src + j0 - g->pw, (size_t)(j1 - j0) * sizeof(float));
       j = j1;
     } else if (g->sw == 2) {
-      const __m512i evens =
-          _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-      for (; j + 16 <= j1 && (j + 15) * 2 + 1 + f - g->pw < g->W; j += 16) {
-        const float *p = src + j * 2 + f - g->pw;
-        _mm512_storeu_ps(d + j, _mm512_permutex2var_ps(_mm512_loadu_ps(p), evens,
-                                                       _mm512_loadu_ps(p + 16)));
-      }
+      /* the outputs whose pair of floats (2j + f - pw, and the one after) lies in the row */
+      int64_t last_pair = (g->W - 2 - f + g->pw) / 2; /* largest such j, when >= j0 */
+      int64_t n = g->W - 2 - f + g->pw >= 0 && last_pair >= j0
+                      ? (last_pair + 1 < j1 ? last_pair + 1 : j1) - j0
+                      : 0;
+      const float *p = src + j0 * 2 + f - g->pw;
+      j += avx2 ? evens_avx2(p, n, d + j0) : evens_avx512(p, n, d + j0);
     }
     for (; j < j1; j++)
       d[j] = src[j * g->sw + f - g->pw];
@@ -443,7 +461,65 @@ __attribute__((target("avx512f"))) static void few_kernel(int64_t K, const float
     }
 }
 
-/* The output block (oh, ow0 .. ow0 + 15) clipped to the pixels [p_begin, p_end). */
+/* few_kernel with AVX2: two blocks of 8 outputs, the lanes [lo[h], hi[h]) of block h
+ * stored (whole blocks with one plain store, others lane by lane). */
+__attribute__((target("avx2,fma"))) static void few_kernel_avx2(int64_t K, const float *a,
+                                                               const int64_t *koff,
+                                                               const float *const xb[2],
+                                                               float *const c[2],
+                                                               const int64_t lo[2],
+                                                               const int64_t hi[2],
+                                                               int64_t ldc, int rows,
+                                                               const float *bias,
+                                                               const kl_sgemm_epilogue *epi,
+                                                               const float *const res[2]) {
+  __m256 z = _mm256_setzero_ps();
+#define KL_BIAS(i) (bias ? _mm256_set1_ps(bias[i]) : z)
+  __m256 c00 = _mm256_add_ps(KL_BIAS(0), z), c01 = c00;
+  __m256 c10 = _mm256_add_ps(KL_BIAS(1), z), c11 = c10;
+  __m256 c20 = _mm256_add_ps(KL_BIAS(2), z), c21 = c20;
+  __m256 c30 = _mm256_add_ps(KL_BIAS(3), z), c31 = c30;
+  __m256 c40 = _mm256_add_ps(KL_BIAS(4), z), c41 = c40;
+  __m256 c50 = _mm256_add_ps(KL_BIAS(5), z), c51 = c50;
+#undef KL_BIAS
+  const float *x0 = xb[0], *x1 = xb[1];
+  for (int64_t k = 0; k < K; k++, a += MR) {
+    int64_t o = koff[k];
+    __m256 b0 = _mm256_loadu_ps(x0 + o), b1 = _mm256_loadu_ps(x1 + o);
+    __m256 w = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(w, b0, c00), c01 = _mm256_fmadd_ps(w, b1, c01);
+    w = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(w, b0, c10), c11 = _mm256_fmadd_ps(w, b1, c11);
+    w = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(w, b0, c20), c21 = _mm256_fmadd_ps(w, b1, c21);
+    w = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(w, b0, c30), c31 = _mm256_fmadd_ps(w, b1, c31);
+    w = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(w, b0, c40), c41 = _mm256_fmadd_ps(w, b1, c41);
+    w = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(w, b0, c50), c51 = _mm256_fmadd_ps(w, b1, c51);
+  }
+  __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int i = 0; i < rows; i++)
+    for (int h = 0; h < 2; h++) {
+      if (hi[h] <= lo[h])
+        continue;
+      __m256 v = acc[i][h];
+      if (epi)
+        v = kl_epilogue_avx2(epi, v, res[h] ? res[h] + i * ldc : NULL, hi[h]);
+      float *out = c[h] + i * ldc;
+      if (lo[h] == 0) {
+        kl_avx2_storen(out, v, hi[h]);
+        continue;
+      }
+      float lanes[8];
+      _mm256_storeu_ps(lanes, v);
+      for (int64_t l = lo[h]; l < hi[h]; l++)
+        out[l] = lanes[l];
+    }
+}
+
+/* The output block (oh, ow0 .. ow0 + bw - 1) clipped to the pixels [p_begin, p_end). */
 typedef struct few_block {
   int64_t oh, ow0, lo, hi; /* lanes [lo, hi) are this part's */
 } few_block;
@@ -458,6 +534,7 @@ typedef struct few_tile {
   float *C;
   int64_t P, m_begin, m_end;
   const kl_sgemm_epilogue *epi;
+  bool avx2; /* blocks of 8 outputs (few_kernel_avx2), else of 16 (few_kernel) */
   few_block blk[2];
 } few_tile;
 
@@ -486,7 +563,13 @@ static void few_tile_run(const few_tile *t) {
       memcpy(edge_bias, rb, (size_t)rows * sizeof(float));
       rb = edge_bias;
     }
-    few_kernel(K, t->a_packed + m0 * K, t->koff, xb, cp, mask, t->P, rows, rb, t->epi, res);
+    if (t->avx2) {
+      int64_t lo[2] = {t->blk[0].lo, t->blk[1].lo}, hi[2] = {t->blk[0].hi, t->blk[1].hi};
+      few_kernel_avx2(K, t->a_packed + m0 * K, t->koff, xb, cp, lo, hi, t->P, rows, rb, t->epi,
+                      res);
+    } else {
+      few_kernel(K, t->a_packed + m0 * K, t->koff, xb, cp, mask, t->P, rows, rb, t->epi, res);
+    }
   }
 }
 
@@ -499,7 +582,8 @@ typedef enum { FEW_DONE, FEW_OOM, FEW_NOT_TAKEN } few_result;
 static few_result few_taps_part(const conv_geom *g, const float *x, const float *a_packed,
                           const float *w, const float *bias, float *C, int64_t M,
                           int64_t m_begin, int64_t m_end, int64_t p_begin, int64_t p_end,
-                          const kl_sgemm_epilogue *epi) {
+                          const kl_sgemm_epilogue *epi, bool avx2) {
+  int64_t bw = avx2 ? 8 : 16; /* outputs per block */
   int64_t K = g->Cg * g->Kh * g->Kw, Wo = g->Wo, P = g->Ho * Wo, pad_n;
   int64_t oh_first = p_begin / Wo, oh_last = (p_end - 1) / Wo;
   few_layout L;
@@ -524,7 +608,7 @@ static few_result few_taps_part(const conv_geom *g, const float *x, const float 
   int64_t *koff = (int64_t *)(void *)(a_here + a_floats);
   for (int64_t c = 0; c < g->Cg; c++)
     for (int64_t r = 0; r < L.rows; r++)
-      few_copy_row(g, x, c, L.r0 + r, L.Wq, xp + (c * L.rows + r) * L.row_floats);
+      few_copy_row(g, x, c, L.r0 + r, L.Wq, avx2, xp + (c * L.rows + r) * L.row_floats);
   if (!a_packed) {
     kl_sgemm_operand ao = {w, K, false};
     kl_sgemm_pack_a(M, K, ao, a_here);
@@ -536,13 +620,13 @@ static few_result few_taps_part(const conv_geom *g, const float *x, const float 
       for (int64_t kj = 0; kj < g->Kw; kj++, k++)
         koff[k] = (c * L.rows + ki * g->dh) * L.row_floats + (kj * g->dw) % g->sw * L.Wq +
                   (kj * g->dw) / g->sw;
-  /* the blocks of 16 outputs this part covers, two per tile (a lone last one with an empty
+  /* the blocks of bw outputs this part covers, two per tile (a lone last one with an empty
    * second) */
-  few_tile t = {g, xp, &L, koff, a_packed, bias, C, P, m_begin, m_end, epi, {{0}}};
+  few_tile t = {g, xp, &L, koff, a_packed, bias, C, P, m_begin, m_end, epi, avx2, {{0}}};
   int nb = 0;
   for (int64_t oh = oh_first; oh <= oh_last; oh++)
-    for (int64_t ow0 = 0; ow0 < Wo; ow0 += 16) {
-      int64_t start = oh * Wo + ow0, end = start + (Wo - ow0 < 16 ? Wo - ow0 : 16);
+    for (int64_t ow0 = 0; ow0 < Wo; ow0 += bw) {
+      int64_t start = oh * Wo + ow0, end = start + (Wo - ow0 < bw ? Wo - ow0 : bw);
       int64_t lo = p_begin > start ? p_begin - start : 0;
       int64_t hi = p_end < end ? p_end - start : end - start;
       if (hi <= lo)
@@ -650,12 +734,14 @@ bool kl_rt_conv2d_f32_part(const kl_rt_conv2d_dims *d, const kl_rt_conv2d_params
       e.residual += y_off;
   }
 #ifdef KL_CONV_X86
-  if (!col && src.avx512 && few_taps_fits(&geom, KK) && m_begin < m_end && p_begin < p_end) {
+  bool few_avx512 = src.avx512, few_avx2 = !src.avx512 && !strcmp(kl_sgemm_isa(), "avx2");
+  if (!col && (few_avx512 || few_avx2) && few_taps_fits(&geom, KK, few_avx2 ? 8 : 16) &&
+      m_begin < m_end && p_begin < p_end) {
     few_result r = few_taps_part(
         &geom, src.x, w_packed ? w_packed + (size_t)g * kl_sgemm_packed_a_floats(d->Cog, KK) : NULL,
         w ? w + g * d->Cog * KK : NULL, bias ? bias + g * d->Cog : NULL, y + y_off, d->Cog,
         m_begin, m_end < d->Cog ? m_end : d->Cog, p_begin, p_end < P ? p_end : P,
-        epi ? &e : NULL);
+        epi ? &e : NULL, few_avx2);
     if (r != FEW_NOT_TAKEN)
       return r == FEW_DONE;
   }

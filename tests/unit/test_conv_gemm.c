@@ -226,7 +226,8 @@ int main(void) {
   check_conv(1, 2, 5, 3, 3, 3, 3, 2, 6, 4, 1, 1, true);     /* stride 2, padding wider still */
   check_conv(1, 3, 9, 37, 5, 5, 5, 2, 4, 1, 2, 1, false);   /* stride 2, dilation 2, uneven pad */
   check_conv(1, 2, 8, 70, 4, 3, 3, 2, 1, 1, 1, 1, true);    /* stride 2 over two panels a row */
-  /* few taps (K <= one k block) on rows of 16 outputs or more: the input read in place */
+  /* few taps (K <= one k block) on rows of 16 outputs or more (8 with AVX2; the widths above
+   * reach those too): the input read in place */
   check_conv(1, 3, 64, 64, 64, 7, 7, 2, 3, 3, 1, 1, true);  /* the stem, 32 outputs a row */
   check_conv(1, 3, 47, 45, 32, 3, 3, 2, 1, 1, 1, 1, false); /* 3x3 stride 2, 23-wide rows */
   check_conv(1, 1, 5, 16, 7, 3, 3, 1, 1, 1, 1, 1, true);    /* one channel, exactly 16 a row */
