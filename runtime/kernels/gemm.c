@@ -116,15 +116,16 @@ typedef struct a_rows {
 /* add: C += the product; else C = the product + row_bias (MR values, one per row) + col_bias
  * (NR values, one per column), each NULL for none. epi (only to a kernel whose isa_choice
  * says it takes one; NULL for none): the fused epilogue, applied to the tile before it is
- * stored, its residual read at res (row stride ldc). */
+ * stored, its residual read at res (row stride ldc). Only the first cols columns of the tile
+ * are wanted (a kernel may leave the others unwritten). */
 typedef void (*ukernel_fn)(int64_t kc, const a_rows *a, const float *b, float *c, int64_t ldc,
                            bool add, const float *row_bias, const float *col_bias,
-                           const kl_sgemm_epilogue *epi, const float *res);
+                           const kl_sgemm_epilogue *epi, const float *res, int cols);
 
 static void ukernel_generic(int64_t kc, const a_rows *a, const float *b, float *c, int64_t ldc,
                             bool add, const float *row_bias, const float *col_bias,
-                            const kl_sgemm_epilogue *epi, const float *res) {
-  (void)epi, (void)res;
+                            const kl_sgemm_epilogue *epi, const float *res, int cols) {
+  (void)epi, (void)res, (void)cols;
   float acc[MR][NR];
   for (int i = 0; i < MR; i++)
     for (int j = 0; j < NR; j++)
@@ -148,8 +149,8 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
                                                                const float *row_bias,
                                                                const float *col_bias,
                                                                const kl_sgemm_epilogue *epi,
-                                                               const float *res) {
-  (void)epi, (void)res;
+                                                               const float *res, int cols) {
+  (void)epi, (void)res, (void)cols;
   __m512 z = _mm512_setzero_ps();
   __m512 b0 = !add && col_bias ? _mm512_loadu_ps(col_bias) : z;
   __m512 b1 = !add && col_bias ? _mm512_loadu_ps(col_bias + 16) : z;
@@ -210,21 +211,63 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
     }
 }
 
+/* The AVX2 micro-kernel's 6 x 8 strip (columns b[0 .. 8) of the panel), for an edge tile's
+ * last few columns: the same operations on those columns as a whole half. */
+__attribute__((target("avx2,fma"))) static void half8_avx2(int64_t kc, const a_rows *a,
+                                                           const float *bp, float *c,
+                                                           int64_t ldc, bool add,
+                                                           const float *row_bias,
+                                                           const float *col_bias) {
+  bool rows = !add && row_bias;
+  const float *a0 = a->row[0], *a1 = a->row[1], *a2 = a->row[2];
+  const float *a3 = a->row[3], *a4 = a->row[4], *a5 = a->row[5];
+  int64_t ks = a->k_stride, off = 0;
+  __m256 z = _mm256_setzero_ps();
+  __m256 b0 = col_bias ? _mm256_loadu_ps(col_bias) : z;
+#define KL_ROW(i) (rows ? _mm256_set1_ps(row_bias[i]) : z)
+  __m256 c0 = _mm256_add_ps(KL_ROW(0), b0), c1 = _mm256_add_ps(KL_ROW(1), b0);
+  __m256 c2 = _mm256_add_ps(KL_ROW(2), b0), c3 = _mm256_add_ps(KL_ROW(3), b0);
+  __m256 c4 = _mm256_add_ps(KL_ROW(4), b0), c5 = _mm256_add_ps(KL_ROW(5), b0);
+#undef KL_ROW
+  for (int64_t k = 0; k < kc; k++, off += ks, bp += NR) {
+    __m256 v = _mm256_loadu_ps(bp);
+    c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + off), v, c0);
+    c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + off), v, c1);
+    c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + off), v, c2);
+    c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + off), v, c3);
+    c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + off), v, c4);
+    c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + off), v, c5);
+  }
+  __m256 acc[MR] = {c0, c1, c2, c3, c4, c5};
+  for (int i = 0; i < MR; i++) {
+    float *p = c + i * ldc;
+    __m256 v = acc[i];
+    if (add)
+      v = _mm256_add_ps(_mm256_loadu_ps(p), v);
+    _mm256_storeu_ps(p, v);
+  }
+}
+
 __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const a_rows *a,
                                                               const float *b, float *c,
                                                               int64_t ldc, bool add,
                                                               const float *row_bias,
                                                               const float *col_bias,
                                                               const kl_sgemm_epilogue *epi,
-                                                              const float *res) {
+                                                              const float *res, int cols) {
   bool rows = !add && row_bias;
   kl_sgemm_epilogue e = epi ? *epi : (kl_sgemm_epilogue){0};
   for (int i = 0; i < MR; i++) { /* the tile's lines, read or written at the end */
     _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
   }
-  for (int h = 0; h < 2; h++) { /* two 6 x 16 halves of the 6 x 32 tile */
+  for (int h = 0; h < 2 && 16 * h < cols; h++) { /* two 6 x 16 halves of the 6 x 32 tile */
     const float *bp = b + 16 * h;
+    if (cols - 16 * h <= 8) { /* an edge tile's last 8 columns or fewer: half the work */
+      half8_avx2(kc, a, bp, c + 16 * h, ldc, add, row_bias,
+                 !add && col_bias ? col_bias + 16 * h : NULL);
+      break;
+    }
     const float *a0 = a->row[0], *a1 = a->row[1], *a2 = a->row[2];
     const float *a3 = a->row[3], *a4 = a->row[4], *a5 = a->row[5];
     int64_t ks = a->k_stride, off = 0;
@@ -389,10 +432,10 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
           if (last && fused) { /* in registers, before the store */
             const float *res = pr->epilogue->residual;
             kernel(kc, &ar, pb, c, ldc, add, rb, cb, pr->epilogue,
-                   res ? res + m0 * ldc + n0 : NULL);
+                   res ? res + m0 * ldc + n0 : NULL, NR);
             continue;
           }
-          kernel(kc, &ar, pb, c, ldc, add, rb, cb, NULL, NULL);
+          kernel(kc, &ar, pb, c, ldc, add, rb, cb, NULL, NULL, NR);
           if (last && pr->epilogue) /* the tile is complete and still in L1 */
             kl_sgemm_epilogue_apply(pr->epilogue, c, m0 * ldc + n0, MR, NR, ldc);
           continue;
@@ -408,7 +451,8 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
             edge_col_bias[j] = j < cols ? cb[j] : 0.0f;
           cb = edge_col_bias;
         }
-        kernel(kc, &ar, pb, tile, NR, false, add ? NULL : rb, add ? NULL : cb, NULL, NULL);
+        kernel(kc, &ar, pb, tile, NR, false, add ? NULL : rb, add ? NULL : cb, NULL, NULL,
+               (int)cols);
         for (int64_t i = 0; i < rows; i++)
           for (int64_t j = 0; j < cols; j++)
             c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
