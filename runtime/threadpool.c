@@ -1,13 +1,16 @@
 /* The thread pool of runtime/threadpool.h: n - 1 persistent workers plus the calling thread.
  *
- * One job at a time: kl_parallel_for publishes (fn, ctx, n_tasks, n_chunks), sets pending to
- * the number of workers and bumps a generation counter; worker i (1 .. n-1) sees the new
- * generation, runs chunk i when there is one, and decrements pending; the caller runs chunk 0
+ * One job at a time: kl_parallel_for publishes (fn, ctx, n_tasks, grain, n_chunks), sets
+ * pending to the number of workers and bumps a generation counter; worker i (1 .. n-1) sees the
+ * new generation, takes part when i < n_chunks, and decrements pending; the caller takes part
  * meanwhile and returns once pending is 0, so no worker still reads the job when the next one
- * is published. Chunks are static and contiguous: chunk c covers
- * [c * q + min(c, r), (c + 1) * q + min(c + 1, r)) with q, r = n_tasks / n_chunks, n_tasks %
- * n_chunks, and n_chunks <= n_tasks / min_chunk, so every chunk holds at least min_chunk tasks
- * and the split depends only on (n_tasks, min_chunk, pool size).
+ * is published. The tasks go in n_tasks / grain chunks, [c * grain, (c + 1) * grain) with the
+ * remainder in the last, each taken by whichever thread taking part is free (an atomic
+ * counter of chunks): a thread the
+ * machine slows (a busy or stolen core) takes fewer chunks instead of holding the others up.
+ * grain is at least min_chunk and about a quarter of an even share, so the chunks depend only
+ * on (n_tasks, min_chunk, pool size), and which thread runs one never changes what it
+ * computes.
  *
  * A model runs dozens of parallel steps per inference, microseconds apart, and waking a
  * sleeping thread costs about as much as a small step. So both sides spin first: a worker
@@ -27,6 +30,8 @@
 #define KL_THREADPOOL_MAX 1024
 /* How long a thread spins for the next job (a worker) or the last chunk (the caller). */
 #define KL_POOL_SPIN_US 200
+/* Chunks a job is cut into per thread (each at least the caller's min_chunk tasks). */
+#define KL_POOL_CHUNKS_PER_THREAD 4
 
 typedef struct worker {
   struct kl_threadpool *pool;
@@ -47,14 +52,20 @@ struct kl_threadpool {
   /* the current job, written before the generation is published */
   kl_parallel_fn fn;
   void *ctx;
-  int64_t n_tasks;
-  int n_chunks;
+  int64_t n_tasks, grain, chunks;
+  int n_chunks;  /* the threads taking part (at most one per chunk) */
+  int64_t next;  /* atomic: the first chunk no thread has taken yet */
 };
 
-static void chunk_range(int64_t n_tasks, int n_chunks, int c, int64_t *begin, int64_t *end) {
-  int64_t q = n_tasks / n_chunks, r = n_tasks % n_chunks;
-  *begin = c * q + (c < r ? c : r);
-  *end = *begin + q + (c < r ? 1 : 0);
+/* Takes chunks of the current job until none is left. */
+static void run_chunks(kl_threadpool *pool) {
+  for (;;) {
+    int64_t c = __atomic_fetch_add(&pool->next, 1, __ATOMIC_RELAXED);
+    if (c >= pool->chunks)
+      return;
+    int64_t begin = c * pool->grain;
+    pool->fn(pool->ctx, begin, c + 1 == pool->chunks ? pool->n_tasks : begin + pool->grain);
+  }
 }
 
 static inline void cpu_relax(void) {
@@ -113,11 +124,8 @@ static void *worker_main(void *arg) {
     if (__atomic_load_n(&pool->stop, __ATOMIC_ACQUIRE))
       break;
     seen = __atomic_load_n(&pool->generation, __ATOMIC_ACQUIRE);
-    if (w->index < pool->n_chunks) {
-      int64_t begin, end;
-      chunk_range(pool->n_tasks, pool->n_chunks, w->index, &begin, &end);
-      pool->fn(pool->ctx, begin, end);
-    }
+    if (w->index < pool->n_chunks)
+      run_chunks(pool);
     if (__atomic_sub_fetch(&pool->pending, 1, __ATOMIC_ACQ_REL) == 0) {
       pthread_mutex_lock(&pool->mu); /* the caller may be about to sleep */
       pthread_cond_signal(&pool->done_cv);
@@ -205,19 +213,24 @@ void kl_parallel_for(kl_threadpool *pool, int64_t n_tasks, int64_t min_chunk, kl
     fn(ctx, 0, n_tasks);
     return;
   }
+  /* about four chunks per thread, none under min_chunk tasks */
+  int64_t grain = n_tasks / ((int64_t)pool->n_threads * KL_POOL_CHUNKS_PER_THREAD);
+  if (grain < min_chunk)
+    grain = min_chunk;
   pool->fn = fn;
   pool->ctx = ctx;
   pool->n_tasks = n_tasks;
+  pool->grain = grain;
+  pool->chunks = n_tasks / grain;
   pool->n_chunks = n_chunks;
+  __atomic_store_n(&pool->next, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&pool->pending, pool->n_threads - 1, __ATOMIC_RELAXED);
   pthread_mutex_lock(&pool->mu);
   __atomic_add_fetch(&pool->generation, 1, __ATOMIC_RELEASE); /* publishes the job */
   pthread_cond_broadcast(&pool->work_cv);
   pthread_mutex_unlock(&pool->mu);
 
-  int64_t begin, end;
-  chunk_range(n_tasks, n_chunks, 0, &begin, &end);
-  fn(ctx, begin, end);
+  run_chunks(pool);
 
   if (!spin_until(all_done, pool, 0)) {
     pthread_mutex_lock(&pool->mu);

@@ -28,9 +28,11 @@ int kl_threadpool_size(const kl_threadpool *pool); /* 1 for NULL */
 
 /* Runs fn over [0, n_tasks) split into contiguous chunks of at least min_chunk tasks (so tiny
  * loops stay on the calling thread), and returns when every chunk is done. pool may be NULL.
- * The split is static: min(pool size, n_tasks / min_chunk) chunks (at least one), of sizes
- * differing by at most one, the calling thread running the first; nothing happens for
- * n_tasks <= 0, and min_chunk < 1 counts as 1. */
+ * min(pool size, n_tasks / min_chunk) threads take part (the calling thread among them; with
+ * one, it runs fn(0, n_tasks) itself); the chunks, about four per thread, are fixed by
+ * (n_tasks, min_chunk, pool size) and taken by whichever thread is free, so which thread runs
+ * a chunk varies from call to call. Nothing happens for n_tasks <= 0, and min_chunk < 1
+ * counts as 1. */
 void kl_parallel_for(kl_threadpool *pool, int64_t n_tasks, int64_t min_chunk, kl_parallel_fn fn,
                      void *ctx);
 

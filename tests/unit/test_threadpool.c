@@ -1,7 +1,8 @@
 /* Tests for runtime/threadpool.c: every task index is visited exactly once whatever the pool
- * size, task count and minimum chunk; chunks honour min_chunk; small ranges stay on the
- * calling thread; pools of 0 (one per CPU) and 1 work; pools are created and destroyed many
- * times without leaking threads. */
+ * size, task count and minimum chunk; chunks honour min_chunk and come about four per thread;
+ * small ranges stay on the calling thread; a thread held up leaves its share to the others;
+ * pools of 0 (one per CPU) and 1 work; pools are created and destroyed many times without
+ * leaking threads. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@ typedef struct visit_ctx {
   int chunks;
   pthread_t caller;
   int off_caller;       /* chunks run on another thread */
+  int caller_sleep_ms;  /* the calling thread sleeps this long in each chunk it runs */
 } visit_ctx;
 
 static void visit(void *ctx, int64_t begin, int64_t end) {
@@ -28,12 +30,15 @@ static void visit(void *ctx, int64_t begin, int64_t end) {
     __atomic_fetch_add(&v->small_chunks, 1, __ATOMIC_RELAXED);
   if (!pthread_equal(pthread_self(), v->caller))
     __atomic_fetch_add(&v->off_caller, 1, __ATOMIC_RELAXED);
+  else if (v->caller_sleep_ms)
+    usleep((useconds_t)v->caller_sleep_ms * 1000);
 }
 
 /* Runs one parallel-for and checks every index was visited once; returns the chunk count. */
-static int run_once(kl_threadpool *pool, int64_t n, int64_t min_chunk, int *off_caller) {
+static int run_slow(kl_threadpool *pool, int64_t n, int64_t min_chunk, int *off_caller,
+                    int caller_sleep_ms) {
   visit_ctx v = {.min_chunk = min_chunk < 1 ? 1 : min_chunk, .n_tasks = n,
-                 .caller = pthread_self()};
+                 .caller = pthread_self(), .caller_sleep_ms = caller_sleep_ms};
   v.hits = calloc((size_t)(n > 0 ? n : 1), sizeof *v.hits);
   kl_parallel_for(pool, n, min_chunk, visit, &v);
   int bad = 0;
@@ -41,13 +46,16 @@ static int run_once(kl_threadpool *pool, int64_t n, int64_t min_chunk, int *off_
     bad += v.hits[i] != 1;
   CHECK_EQ_INT(bad, 0);
   CHECK_EQ_INT(v.small_chunks, 0);
-  CHECK(v.chunks <= kl_threadpool_size(pool));
   if (n == 0)
     CHECK_EQ_INT(v.chunks, 0);
   free(v.hits);
   if (off_caller)
     *off_caller = v.off_caller;
   return v.chunks;
+}
+
+static int run_once(kl_threadpool *pool, int64_t n, int64_t min_chunk, int *off_caller) {
+  return run_slow(pool, n, min_chunk, off_caller, 0);
 }
 
 static void test_coverage(void) {
@@ -62,10 +70,11 @@ static void test_coverage(void) {
       for (size_t j = 0; j < sizeof mins / sizeof mins[0]; j++) {
         int chunks = run_once(pool, ns[i], mins[j], NULL);
         int64_t m = mins[j] < 1 ? 1 : mins[j];
-        /* as many chunks as the pool and min_chunk allow */
-        int64_t want = ns[i] / m < sizes[s] ? ns[i] / m : sizes[s];
-        if (want < 1)
-          want = ns[i] > 0 ? 1 : 0;
+        /* one chunk when the pool or min_chunk leaves one thread, else about four per thread,
+         * none under min_chunk */
+        int64_t threads = ns[i] / m < sizes[s] ? ns[i] / m : sizes[s];
+        int64_t grain = ns[i] / (4 * (int64_t)sizes[s]) > m ? ns[i] / (4 * (int64_t)sizes[s]) : m;
+        int64_t want = threads > 1 ? ns[i] / grain : ns[i] > 0;
         CHECK_EQ_INT(chunks, want);
       }
     kl_threadpool_destroy(pool);
@@ -78,13 +87,23 @@ static void test_small_ranges_inline(void) {
   int off = -1;
   CHECK_EQ_INT(run_once(pool, 10, 8, &off), 1); /* below 2 * min_chunk: one chunk */
   CHECK_EQ_INT(off, 0);                         /* on the calling thread */
-  CHECK_EQ_INT(run_once(pool, 400, 1, &off), 4);
-  CHECK_EQ_INT(off, 3); /* three chunks ran on workers */
+  CHECK_EQ_INT(run_once(pool, 400, 1, &off), 16); /* four chunks of 25 per thread */
+  CHECK(off <= 16);
   kl_threadpool_destroy(pool);
   /* NULL runs inline too */
   CHECK_EQ_INT(kl_threadpool_size(NULL), 1);
   CHECK_EQ_INT(run_once(NULL, 1000, 1, &off), 1);
   CHECK_EQ_INT(off, 0);
+}
+
+/* The calling thread held up in its first chunk: the workers take the rest. */
+static void test_held_up_thread(void) {
+  kl_threadpool *pool = NULL;
+  CHECK_OK(kl_threadpool_create(4, &pool));
+  int off = -1;
+  CHECK_EQ_INT(run_slow(pool, 16, 1, &off, 50), 16);
+  CHECK(off >= 14); /* the caller ran one chunk, maybe two */
+  kl_threadpool_destroy(pool);
 }
 
 static void test_pool_of_one_and_cpus(void) {
@@ -133,6 +152,7 @@ static void test_many_calls(void) {
 int main(void) {
   test_coverage();
   test_small_ranges_inline();
+  test_held_up_thread();
   test_pool_of_one_and_cpus();
   test_bad_sizes();
   test_create_destroy_many();
