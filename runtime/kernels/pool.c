@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "avx2.h"
 #include "kernels_internal.h"
 
 static kl_status pool_check(const char *op, const kl_tensor *x, const kl_rt_pool2d_params *p,
@@ -258,6 +259,34 @@ __attribute__((target("avx512f"))) static void max_plane_k3s2_avx512(const pool_
     }
   }
 }
+
+/* nan_max16 on 8 lanes. */
+__attribute__((target("avx2,fma"))) static inline __m256 nan_max8(__m256 m, __m256 v) {
+  __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  return _mm256_blendv_ps(m, v, take);
+}
+
+/* max_plane_k3s2_avx512 with 8 outputs at a time (the last partial vector stored without a
+ * masked store, avx2.h). */
+__attribute__((target("avx2,fma"))) static void max_plane_k3s2_avx2(const pool_geom *g,
+                                                                    const float *x, float *y,
+                                                                    float *row) {
+  int64_t Wo = g->Wo;
+  for (int64_t i = 0; i < g->L + ROW_SLACK; i++)
+    row[i] = -INFINITY;
+  for (int64_t oh = 0; oh < g->Ho; oh++) {
+    float *out = y + oh * Wo; /* (Wo,) */
+    if (!max_rows(g, x, oh, row, out))
+      continue;
+    for (int64_t ow = 0; ow < Wo; ow += 8) {
+      const float *p = row + 2 * ow;
+      __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+      __m256 e = kl_avx2_evens(a, b), o = kl_avx2_odds(a, b);
+      __m256 e2 = kl_avx2_evens(_mm256_loadu_ps(p + 2), _mm256_loadu_ps(p + 10));
+      kl_avx2_storen(out + ow, nan_max8(nan_max8(e, o), e2), Wo - ow);
+    }
+  }
+}
 #endif
 
 static const pool_isa *chosen_isa = &isa_generic;
@@ -307,6 +336,9 @@ static kl_status max_pool_f32(const kl_tensor *x, const pool_geom *g, kl_tensor 
 #ifdef KL_POOL_X86
   if (k == &isa_avx512 && g->Kw == 3 && g->sw == 2 && g->dw == 1) {
     plane = max_plane_k3s2_avx512;
+    slack = ROW_SLACK;
+  } else if (k == &isa_avx2 && g->Kw == 3 && g->sw == 2 && g->dw == 1) {
+    plane = max_plane_k3s2_avx2;
     slack = ROW_SLACK;
   }
 #endif
