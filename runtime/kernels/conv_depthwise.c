@@ -13,9 +13,9 @@
  * has no checks. Outputs go in tiles of four vectors (one row of four, two rows of two, or four
  * rows of one for narrow planes) with each tap's weight broadcast once for the tile and four
  * independent sums to hide the FMA latency; lanes past a row's end compute garbage from the next
- * row and are not stored. With AVX-512, depthwise planes at most 16 outputs wide skip the copy
- * (the taps read the input under masks, plane_narrow), and the fused epilogue is applied in
- * registers before each store rather than by reading the stored rows back. The portable C path
+ * row and are not stored. Depthwise planes at most 16 outputs wide skip the copy (the taps read
+ * the input under masks: plane_narrow, plane_narrow8 with AVX2), and the fused epilogue is
+ * applied in registers before each store rather than by reading the stored rows back. The portable C path
  * reads the unpadded input, each tap's loop limited to the outputs whose input lies inside the
  * row (loops compilers vectorize for stride 1).
  *
