@@ -425,16 +425,24 @@ static bool narrow_fits(const dw_geom *g) {
          g->pw <= NARROW_ZERO_AT && (g->Kw - 1) * g->dw - g->pw + 32 <= NARROW_ZERO - NARROW_ZERO_AT;
 }
 
+/* Where column tap kj reads an output row from, and which floats from there it reads: bit l
+ * (stride 2: bit 2l) is set where output lane l's input column lies inside the row. */
+static int64_t narrow_lanes(const dw_geom *g, int64_t kj, uint32_t *bits) {
+  int64_t base = kj * g->dw - g->pw; /* output lane l reads input column base + l * sw */
+  uint32_t m = 0;
+  for (int64_t l = 0; l < g->Wo; l++) {
+    int64_t iw = base + l * g->sw;
+    if (iw >= 0 && iw < g->W)
+      m |= 1u << (g->sw == 1 ? l : 2 * l);
+  }
+  *bits = m;
+  return base;
+}
+
 static void narrow_init(const dw_geom *g, narrow_taps *t) {
   for (int64_t kj = 0; kj < g->Kw; kj++) {
-    int64_t base = kj * g->dw - g->pw; /* output lane l reads input column base + l * sw */
-    t->off[kj] = base;
-    uint32_t m = 0;
-    for (int64_t l = 0; l < g->Wo; l++) {
-      int64_t iw = base + l * g->sw;
-      if (iw >= 0 && iw < g->W)
-        m |= 1u << (g->sw == 1 ? l : 2 * l);
-    }
+    uint32_t m;
+    t->off[kj] = narrow_lanes(g, kj, &m);
     t->lo[kj] = (__mmask16)m;
     t->hi[kj] = (__mmask16)(m >> 16);
   }
@@ -709,14 +717,8 @@ typedef struct narrow_taps8 {
 __attribute__((target("avx2,fma"))) static void narrow_init8(const dw_geom *g,
                                                             narrow_taps8 *t) {
   for (int64_t kj = 0; kj < g->Kw; kj++) {
-    int64_t base = kj * g->dw - g->pw; /* output lane l reads input column base + l * sw */
-    t->off[kj] = base;
-    uint32_t m = 0;
-    for (int64_t l = 0; l < g->Wo; l++) {
-      int64_t iw = base + l * g->sw;
-      if (iw >= 0 && iw < g->W)
-        m |= 1u << (g->sw == 1 ? l : 2 * l);
-    }
+    uint32_t m;
+    t->off[kj] = narrow_lanes(g, kj, &m);
     for (int u = 0; u < 2; u++) {
       t->lo[kj][u] = kl_avx2_lanes(g->sw == 1 ? m >> (8 * u) : m >> (16 * u));
       t->hi[kj][u] = kl_avx2_lanes(g->sw == 1 ? 0 : m >> (16 * u + 8));

@@ -544,10 +544,11 @@ static void few_tile_run(const few_tile *t) {
   const conv_geom *g = t->g;
   int64_t K = g->Cg * g->Kh * g->Kw, Wo = g->Wo;
   const float *xb[2];
-  __mmask16 mask[2];
+  __mmask16 mask[2] = {0, 0}; /* few_kernel's store masks; the AVX2 kernel takes lo, hi */
   for (int h = 0; h < 2; h++) {
     xb[h] = t->xp + (t->blk[h].oh * g->sh - t->L->r0) * t->L->row_floats + t->blk[h].ow0;
-    mask[h] = lanes_mask(t->blk[h].lo, t->blk[h].hi);
+    if (!t->avx2)
+      mask[h] = lanes_mask(t->blk[h].lo, t->blk[h].hi);
   }
   for (int64_t m0 = t->m_begin; m0 < t->m_end; m0 += MR) {
     int rows = (int)(t->m_end - m0 < MR ? t->m_end - m0 : MR);

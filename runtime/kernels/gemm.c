@@ -12,10 +12,12 @@
  * tile's loads and stores at the end miss (half the speed on large products).
  *
  * The micro-kernel keeps an MR x NR tile in registers: 12 AVX-512 registers (6 rows x 2), or
- * the same tile as two 6 x 16 halves with AVX2, or plain C. Tiles cut by the edges of C are
- * computed whole into a local tile (from zero-padded panels, or rows of A past M repeating the
- * last one) and the valid part is copied, so every element of C goes through the same
- * arithmetic whatever its position. */
+ * the same tile as two 6 x 16 halves with AVX2, or plain C. With AVX-512 the micro-kernel
+ * stores edge tiles itself (masked columns, rows past M dropped; a 6 x 16 strip when at most
+ * 16 columns are wanted) and applies the fused epilogue in registers. Other kernels compute
+ * tiles cut by the edges of C whole into a local tile (from zero-padded panels, or rows of A
+ * past M repeating the last one) and copy the valid part. Either way every element of C goes
+ * through the same arithmetic whatever its position. */
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -116,16 +118,19 @@ typedef struct a_rows {
 /* add: C += the product; else C = the product + row_bias (MR values, one per row) + col_bias
  * (NR values, one per column), each NULL for none. epi (only to a kernel whose isa_choice
  * says it takes one; NULL for none): the fused epilogue, applied to the tile before it is
- * stored, its residual read at res (row stride ldc). Only the first cols columns of the tile
- * are wanted (a kernel may leave the others unwritten). */
+ * stored, its residual read at res (row stride ldc). Only the first rows rows and cols columns
+ * of the tile are wanted: a kernel whose isa_choice says it stores edges writes just those
+ * (rows < MR or cols < NR only to such a kernel), others may write the whole tile or leave
+ * columns past cols unwritten. */
 typedef void (*ukernel_fn)(int64_t kc, const a_rows *a, const float *b, float *c, int64_t ldc,
                            bool add, const float *row_bias, const float *col_bias,
-                           const kl_sgemm_epilogue *epi, const float *res, int cols);
+                           const kl_sgemm_epilogue *epi, const float *res, int rows, int cols);
 
 static void ukernel_generic(int64_t kc, const a_rows *a, const float *b, float *c, int64_t ldc,
                             bool add, const float *row_bias, const float *col_bias,
-                            const kl_sgemm_epilogue *epi, const float *res, int cols) {
-  (void)epi, (void)res, (void)cols;
+                            const kl_sgemm_epilogue *epi, const float *res, int rows,
+                            int cols) {
+  (void)epi, (void)res, (void)rows, (void)cols;
   float acc[MR][NR];
   for (int i = 0; i < MR; i++)
     for (int j = 0; j < NR; j++)
@@ -143,19 +148,83 @@ static void ukernel_generic(int64_t kc, const a_rows *a, const float *b, float *
 }
 
 #ifdef KL_GEMM_X86
+/* The store of an AVX-512 tile: rows [0, rows) of its halves under masks m[0], m[1] (m[1] 0:
+ * no second half), [C +] the sums, the epilogue (NULL: none) applied in registers first. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+store_avx512(__m512 acc[MR][2], float *c, int64_t ldc, bool add, const kl_sgemm_epilogue *epi,
+             const float *res, int rows, const __mmask16 m[2]) {
+  for (int i = 0; i < rows; i++)
+    for (int h = 0; h < 2 && m[h]; h++) {
+      float *p = c + i * ldc + 16 * h;
+      __m512 v = acc[i][h];
+      if (m[h] == 0xffff) {
+        if (add)
+          v = _mm512_add_ps(_mm512_loadu_ps(p), v);
+        if (epi)
+          v = kl_epilogue_avx512(epi, v, epi->residual ? res + i * ldc + 16 * h : NULL, m[h]);
+        _mm512_storeu_ps(p, v);
+      } else {
+        if (add)
+          v = _mm512_add_ps(_mm512_maskz_loadu_ps(m[h], p), v);
+        if (epi)
+          v = kl_epilogue_avx512(epi, v, epi->residual ? res + i * ldc + 16 * h : NULL, m[h]);
+        _mm512_mask_storeu_ps(p, m[h], v);
+      }
+    }
+}
+
+/* The AVX-512 micro-kernel's 6 x 16 strip (columns b[0 .. 16) of the panel), for an edge tile
+ * of at most 16 columns: the same operations on those columns as the whole tile's first half. */
+__attribute__((target("avx512f"))) static void half16_avx512(int64_t kc, const a_rows *a,
+                                                             const float *b, float *c,
+                                                             int64_t ldc, bool add,
+                                                             const float *row_bias,
+                                                             const float *col_bias,
+                                                             const kl_sgemm_epilogue *epi,
+                                                             const float *res, int rows,
+                                                             int cols) {
+  __m512 z = _mm512_setzero_ps();
+  __m512 b0 = !add && col_bias ? _mm512_loadu_ps(col_bias) : z;
+  bool rb = !add && row_bias;
+#define KL_ROW(i) (rb ? _mm512_set1_ps(row_bias[i]) : z)
+  __m512 c0 = _mm512_add_ps(KL_ROW(0), b0), c1 = _mm512_add_ps(KL_ROW(1), b0);
+  __m512 c2 = _mm512_add_ps(KL_ROW(2), b0), c3 = _mm512_add_ps(KL_ROW(3), b0);
+  __m512 c4 = _mm512_add_ps(KL_ROW(4), b0), c5 = _mm512_add_ps(KL_ROW(5), b0);
+#undef KL_ROW
+  const float *a0 = a->row[0], *a1 = a->row[1], *a2 = a->row[2];
+  const float *a3 = a->row[3], *a4 = a->row[4], *a5 = a->row[5];
+  int64_t ks = a->k_stride, off = 0;
+  for (int64_t k = 0; k < kc; k++, off += ks, b += NR) {
+    __m512 v = _mm512_loadu_ps(b);
+    c0 = _mm512_fmadd_ps(_mm512_set1_ps(a0[off]), v, c0);
+    c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[off]), v, c1);
+    c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[off]), v, c2);
+    c3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[off]), v, c3);
+    c4 = _mm512_fmadd_ps(_mm512_set1_ps(a4[off]), v, c4);
+    c5 = _mm512_fmadd_ps(_mm512_set1_ps(a5[off]), v, c5);
+  }
+  __m512 acc[MR][2] = {{c0, z}, {c1, z}, {c2, z}, {c3, z}, {c4, z}, {c5, z}};
+  __mmask16 m[2] = {(__mmask16)((1u << cols) - 1u), 0};
+  store_avx512(acc, c, ldc, add, epi, res, rows, m);
+}
+
 __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const a_rows *a,
                                                                const float *b, float *c,
                                                                int64_t ldc, bool add,
                                                                const float *row_bias,
                                                                const float *col_bias,
                                                                const kl_sgemm_epilogue *epi,
-                                                               const float *res, int cols) {
-  (void)epi, (void)res, (void)cols;
+                                                               const float *res, int rows,
+                                                               int cols) {
+  if (cols <= 16) {
+    half16_avx512(kc, a, b, c, ldc, add, row_bias, col_bias, epi, res, rows, cols);
+    return;
+  }
   __m512 z = _mm512_setzero_ps();
   __m512 b0 = !add && col_bias ? _mm512_loadu_ps(col_bias) : z;
   __m512 b1 = !add && col_bias ? _mm512_loadu_ps(col_bias + 16) : z;
-  bool rows = !add && row_bias;
-#define KL_ROW(i) (rows ? _mm512_set1_ps(row_bias[i]) : z)
+  bool rb = !add && row_bias;
+#define KL_ROW(i) (rb ? _mm512_set1_ps(row_bias[i]) : z)
   __m512 c00 = _mm512_add_ps(KL_ROW(0), b0), c01 = _mm512_add_ps(KL_ROW(0), b1);
   __m512 c10 = _mm512_add_ps(KL_ROW(1), b0), c11 = _mm512_add_ps(KL_ROW(1), b1);
   __m512 c20 = _mm512_add_ps(KL_ROW(2), b0), c21 = _mm512_add_ps(KL_ROW(2), b1);
@@ -201,14 +270,8 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
     KL_K_STEP;
 #undef KL_K_STEP
   __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  for (int i = 0; i < MR; i++)
-    for (int h = 0; h < 2; h++) {
-      float *p = c + i * ldc + 16 * h;
-      __m512 v = acc[i][h];
-      if (add)
-        v = _mm512_add_ps(_mm512_loadu_ps(p), v);
-      _mm512_storeu_ps(p, v);
-    }
+  __mmask16 m[2] = {0xffff, (__mmask16)(cols >= NR ? 0xffffu : (1u << (cols - 16)) - 1u)};
+  store_avx512(acc, c, ldc, add, epi, res, rows, m);
 }
 
 /* The AVX2 micro-kernel's 6 x 8 strip (columns b[0 .. 8) of the panel), for an edge tile's
@@ -254,7 +317,9 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const a
                                                               const float *row_bias,
                                                               const float *col_bias,
                                                               const kl_sgemm_epilogue *epi,
-                                                              const float *res, int cols) {
+                                                              const float *res, int rows_wanted,
+                                                              int cols) {
+  (void)rows_wanted;
   bool rows = !add && row_bias;
   kl_sgemm_epilogue e = epi ? *epi : (kl_sgemm_epilogue){0};
   for (int i = 0; i < MR; i++) { /* the tile's lines, read or written at the end */
@@ -316,6 +381,7 @@ typedef struct isa_choice {
   ukernel_fn fn;
   const char *name;
   bool fused_epilogue; /* fn takes the epilogue (else the driver applies it after the store) */
+  bool edges;          /* fn stores an edge tile's part inside C itself (else via a local tile) */
 } isa_choice;
 
 static isa_choice chosen;
@@ -323,7 +389,7 @@ static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 /* KILN_SGEMM_ISA=generic|avx2|avx512 forces a kernel the CPU supports (tests cover each). */
 static void choose_isa(void) {
-  chosen = (isa_choice){ukernel_generic, "generic", false};
+  chosen = (isa_choice){ukernel_generic, "generic", false, false};
 #ifdef KL_GEMM_X86
   __builtin_cpu_init();
   const char *want = getenv("KILN_SGEMM_ISA");
@@ -332,9 +398,9 @@ static void choose_isa(void) {
   if (want && !strcmp(want, "generic"))
     return;
   if (avx512 && !(want && !strcmp(want, "avx2")))
-    chosen = (isa_choice){ukernel_avx512, "avx512", false};
+    chosen = (isa_choice){ukernel_avx512, "avx512", true, true};
   else if (avx2)
-    chosen = (isa_choice){ukernel_avx2, "avx2", true};
+    chosen = (isa_choice){ukernel_avx2, "avx2", true, false};
 #endif
 }
 
@@ -428,20 +494,7 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
         }
         const float *rb = pr->row_bias ? pr->row_bias + m0 : NULL;
         const float *cb = pr->col_bias ? pr->col_bias + n0 : NULL;
-        if (rows == MR && cols == NR) {
-          if (last && fused) { /* in registers, before the store */
-            const float *res = pr->epilogue->residual;
-            kernel(kc, &ar, pb, c, ldc, add, rb, cb, pr->epilogue,
-                   res ? res + m0 * ldc + n0 : NULL, NR);
-            continue;
-          }
-          kernel(kc, &ar, pb, c, ldc, add, rb, cb, NULL, NULL, NR);
-          if (last && pr->epilogue) /* the tile is complete and still in L1 */
-            kl_sgemm_epilogue_apply(pr->epilogue, c, m0 * ldc + n0, MR, NR, ldc);
-          continue;
-        }
-        /* an edge tile: compute it whole, then add or copy the part inside C */
-        if (rb && rows < MR) {
+        if (rb && rows < MR) { /* an edge tile's rows past M start at 0 (their sums dropped) */
           for (int i = 0; i < MR; i++)
             edge_row_bias[i] = i < rows ? rb[i] : 0.0f;
           rb = edge_row_bias;
@@ -451,7 +504,20 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
             edge_col_bias[j] = j < cols ? cb[j] : 0.0f;
           cb = edge_col_bias;
         }
-        kernel(kc, &ar, pb, tile, NR, false, add ? NULL : rb, add ? NULL : cb, NULL, NULL,
+        if ((rows == MR && cols == NR) || isa()->edges) {
+          if (last && fused) { /* in registers, before the store */
+            const float *res = pr->epilogue->residual;
+            kernel(kc, &ar, pb, c, ldc, add, rb, cb, pr->epilogue,
+                   res ? res + m0 * ldc + n0 : NULL, (int)rows, (int)cols);
+            continue;
+          }
+          kernel(kc, &ar, pb, c, ldc, add, rb, cb, NULL, NULL, (int)rows, (int)cols);
+          if (last && pr->epilogue) /* the tile is complete and still in L1 */
+            kl_sgemm_epilogue_apply(pr->epilogue, c, m0 * ldc + n0, rows, cols, ldc);
+          continue;
+        }
+        /* an edge tile: compute it whole, then add or copy the part inside C */
+        kernel(kc, &ar, pb, tile, NR, false, add ? NULL : rb, add ? NULL : cb, NULL, NULL, MR,
                (int)cols);
         for (int64_t i = 0; i < rows; i++)
           for (int64_t j = 0; j < cols; j++)
