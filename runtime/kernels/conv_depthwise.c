@@ -13,10 +13,11 @@
  * has no checks. Outputs go in tiles of four vectors (one row of four, two rows of two, or four
  * rows of one for narrow planes) with each tap's weight broadcast once for the tile and four
  * independent sums to hide the FMA latency; lanes past a row's end compute garbage from the next
- * row and are not stored. Depthwise planes at most 16 outputs wide skip the copy (the taps read
- * the input under masks: plane_narrow, plane_narrow8 with AVX2), and the fused epilogue is
- * applied in registers before each store rather than by reading the stored rows back. The portable C path
- * reads the unpadded input, each tap's loop limited to the outputs whose input lies inside the
+ * row and are not stored. Depthwise planes at most 16 outputs wide skip this copy: with AVX-512
+ * those whose padded phase rows fit one vector go to conv_depthwise_flat.c (the plane's outputs
+ * as consecutive vectors), the others read the input under masks (plane_narrow; plane_narrow8
+ * with AVX2). The fused epilogue is applied in registers before each store rather than by
+ * reading the stored rows back. The portable C path reads the unpadded input, each tap's loop limited to the outputs whose input lies inside the
  * row (loops compilers vectorize for stride 1).
  *
  * The ISA is chosen once per process (as runtime/kernels/gemm.c does); KILN_CONV_ISA=generic|
@@ -904,6 +905,11 @@ kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const 
                       bd ? bd[co] : 0.0f, yd + off, fused ? epi : NULL,
                       fused && epi->residual ? epi->residual + off : NULL);
       }
+    return NULL;
+  }
+  kl_dw_flat_shape fs = {g.H, g.W, g.Kh, g.Kw, g.Ho, g.Wo, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw};
+  if (chosen == &isa_avx512 && g.Cg == 1 && kl_dw_flat_fits(&fs)) {
+    kl_dw_flat_f32(&fs, N, Cin, Cout, xd, wd, bd, yd, epi);
     return NULL;
   }
   if (chosen == &isa_avx512 && narrow_fits(&g)) {

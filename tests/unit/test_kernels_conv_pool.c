@@ -4,7 +4,8 @@
  * Sizes are odd so that every lane remainder, row tile, padding, stride phase and ceil-mode clip
  * is reached: H and W over {1, 2, 3, 7, 15, 16, 17, 31, 33, 65} (and wider rows for the
  * four-vector tiles), kernels 1/3/5/7, strides 1/2/3, paddings 0..3, dilation 2, channel
- * multiplier 2, with and without bias; max pool with nan inputs, average pool with and without
+ * multiplier 2, with and without bias, each once more with a fused epilogue (residual and clamp
+ * or silu) against the epilogue applied after the conv; max pool with nan inputs, average pool with and without
  * the padding counted, global and other adaptive averages. The steps on a pool of 3 threads must
  * give the bits of a single-threaded run. Registered once per ISA (KILN_CONV_ISA), so the
  * AVX-512, AVX2 and portable paths are each covered where the CPU has them. */
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "runtime/gemm.h"
 #include "runtime/kernels.h"
 #include "runtime/steps.h"
 #include "runtime/threadpool.h"
@@ -135,6 +137,23 @@ static void check_conv(conv_case c) {
             (long long)c.W, (long long)c.groups, (long long)c.Cout, (long long)c.Kh,
             (long long)c.sh);
   CHECK(same_bits(y, yt));
+  /* a fused epilogue (a residual, then a clamp or silu) gives the bits of the plain result with
+   * the epilogue applied after it */
+  kl_tensor *rd, *r = random_pair(4, ys, 0, &rd);
+  kl_step_conv2d_params ep = sp;
+  ep.act = n_conv_cases % 2 ? KL_SGEMM_ACT_SILU : KL_SGEMM_ACT_CLAMP;
+  ep.lo = -0.5f, ep.hi = 0.75f, ep.residual = true;
+  kl_sgemm_epilogue e = {r->data, (kl_sgemm_act)ep.act, ep.lo, ep.hi};
+  kl_sgemm_epilogue_apply(&e, y->data, 0, 1, y->numel, y->numel);
+  kl_tensor *ein[4] = {x, w, b, r};
+  CHECK_OK(kl_step_conv2d(&env, &ep, ein, 4, &yt, 1));
+  if (!same_bits(y, yt))
+    fprintf(stderr, "conv N=%lld Cin=%lld %lldx%lld groups=%lld Cout=%lld k=%lld s=%lld: the "
+            "fused epilogue changes the bits\n", (long long)c.N, (long long)c.Cin,
+            (long long)c.H, (long long)c.W, (long long)c.groups, (long long)c.Cout,
+            (long long)c.Kh, (long long)c.sh);
+  CHECK(same_bits(y, yt));
+  kl_tensor_release(r), kl_tensor_release(rd);
   kl_tensor *all[] = {x, xd, w, wd, b, bd, y, yd, yt};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     kl_tensor_release(all[i]);
