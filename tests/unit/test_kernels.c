@@ -284,6 +284,35 @@ static void test_matmul(void) {
       CHECK(worst < (dt ? 1e-12 : 1e-5));
     }
   }
+  /* one row (the dot products, in fours where the CPU has AVX2): odd sizes against the sum,
+   * and each output's bits the same when the rows before it are dropped (it then falls at
+   * another place in a four, or in the tail) */
+  static const int64_t outs[] = {1, 3, 5, 7, 17}, ins[] = {1, 7, 8, 17, 65};
+  for (size_t oi = 0; oi < sizeof outs / sizeof *outs; oi++)
+    for (size_t ii = 0; ii < sizeof ins / sizeof *ins; ii++) {
+      int64_t no = outs[oi], ni = ins[ii];
+      kl_tensor *lx = random_tensor(KL_F32, 2, SHAPE(1, ni), &seed);
+      kl_tensor *lw = random_tensor(KL_F32, 2, SHAPE(no, ni), &seed);
+      kl_tensor *lb = random_tensor(KL_F32, 1, SHAPE(no), &seed);
+      kl_tensor *ly = make(KL_F32, 2, SHAPE(1, no));
+      CHECK_OK(kl_rt_linear(lx, lw, lb, ly));
+      double worst = 0;
+      for (int64_t o = 0; o < no; o++) {
+        double want = at(lb, o);
+        for (int64_t i = 0; i < ni; i++)
+          want += at(lx, i) * at(lw, o * ni + i);
+        worst = fmax(worst, fabs(at(ly, o) - want));
+      }
+      CHECK(worst < 1e-5);
+      if (no > 1) { /* rows 1 .. no of w alone */
+        kl_tensor *sw = make(KL_F32, 2, SHAPE(no - 1, ni)), *sb = make(KL_F32, 1, SHAPE(no - 1));
+        kl_tensor *sy = make(KL_F32, 2, SHAPE(1, no - 1));
+        memcpy(sw->data, (const float *)lw->data + ni, sw->nbytes);
+        memcpy(sb->data, (const float *)lb->data + 1, sb->nbytes);
+        CHECK_OK(kl_rt_linear(lx, sw, sb, sy));
+        CHECK(memcmp(sy->data, (const float *)ly->data + 1, sy->nbytes) == 0);
+      }
+    }
   CHECK_ERR(kl_rt_linear(a, b, NULL, y), KL_ERR_INVALID_ARGUMENT, "features");
   CHECK_ERR(kl_rt_linear(a, w, v, y), KL_ERR_INVALID_ARGUMENT, "bias");
 }
