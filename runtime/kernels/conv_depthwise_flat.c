@@ -70,17 +70,12 @@ static bool plan(const kl_dw_flat_shape *s, flat_plan *p) {
   p->reads = reach + p->nvec * 16;
   if (p->phases * plane + 16 > FLAT_MAX_IN || p->reads > FLAT_MAX_IN)
     return false;
-  for (int64_t v = 0; v < p->nvec; v++) {
-    uint32_t m = 0;
-    for (int64_t l = 0; l < 16; l++) {
-      int64_t f = v * 16 + l;
-      if (f / p->Wq < s->Ho && f % p->Wq < s->Wo)
-        m |= 1u << l;
-    }
-    p->keep[v] = (uint16_t)m;
-  }
-  p->cols = 0;
-  for (int64_t j = 0; j < 16 * s->sw; j++)
+  memset(p->keep, 0, sizeof p->keep);
+  for (int64_t oh = 0; oh < s->Ho; oh++) /* shifts, not divisions: this runs on every call */
+    for (int64_t f = oh * p->Wq; f < oh * p->Wq + s->Wo; f++)
+      p->keep[f >> 4] |= (uint16_t)(1u << (f & 15));
+  p->cols = 0; /* only the columns some phase row reads: none past 2 Wq */
+  for (int64_t j = 0; j < s->sw * p->Wq; j++)
     if (j - s->pw >= 0 && j - s->pw < s->W)
       p->cols |= 1u << j;
   return true;
@@ -118,7 +113,7 @@ AVX512 void copy_phases(const flat_plan *p, const float *x, float *xp) {
       }
       const float *src = x + ih * s->W - s->pw; /* padded column 0; masked lanes not read */
       __m512 v = _mm512_maskz_loadu_ps(lo, src);
-      __m512 u = _mm512_maskz_loadu_ps(hi, src + 16);
+      __m512 u = hi ? _mm512_maskz_loadu_ps(hi, src + 16) : _mm512_setzero_ps();
       _mm512_mask_storeu_ps(d, row, _mm512_permutex2var_ps(v, evens, u));
       _mm512_mask_storeu_ps(d + plane, row, _mm512_permutex2var_ps(v, odds, u));
     }
@@ -198,26 +193,22 @@ void kl_dw_flat_f32(const kl_dw_flat_shape *s, int64_t N, int64_t Cin, int64_t C
     memset(xp[i] + written, 0, (size_t)(p.reads - written) * sizeof(float));
   bool fused = epi && (epi->residual || epi->act != KL_SGEMM_ACT_NONE);
   int64_t Cog = Cout / Cin, P = s->Ho * s->Wo, planes = N * Cout;
-  const float *in = NULL;
-  for (int64_t i = 0; i < planes; i++) { /* plane i: (n, co) */
-    int64_t n = i / Cout, co = i % Cout;
-    if (i == 0) {
-      in = x + (n * Cin + co / Cog) * s->H * s->W;
-      copy_phases(&p, in, xp[0]);
-    }
+  /* plane i (image n, channel co = i % Cout) reads input plane i / Cog (n * Cin + co / Cog),
+   * counted here rather than divided */
+  const float *src = x; /* the input plane in xp[i & 1] */
+  copy_phases(&p, src, xp[0]);
+  for (int64_t i = 0, co = 0, k = 0; i < planes; i++) { /* k: i % Cog */
     int cur = (int)(i & 1);
-    if (i + 1 < planes) { /* the next plane's input, when it is another channel's */
-      int64_t n1 = (i + 1) / Cout, c1 = (i + 1) % Cout;
-      const float *next = x + (n1 * Cin + c1 / Cog) * s->H * s->W;
-      if (next != in)
-        copy_phases(&p, next, xp[!cur]);
-      else
+    if (i + 1 < planes) { /* the next plane's input, once per input channel */
+      if (k + 1 < Cog)
         memcpy(xp[!cur], xp[cur], (size_t)written * sizeof(float));
-      in = next;
+      else
+        copy_phases(&p, src += s->H * s->W, xp[!cur]);
     }
-    int64_t off = i * P;
-    flat_plane(&p, xp[cur], w + co * p.taps, bias ? bias[co] : 0.0f, y + off,
-               fused ? epi : NULL, fused && epi->residual ? epi->residual + off : NULL);
+    flat_plane(&p, xp[cur], w + co * p.taps, bias ? bias[co] : 0.0f, y + i * P,
+               fused ? epi : NULL, fused && epi->residual ? epi->residual + i * P : NULL);
+    k = k + 1 < Cog ? k + 1 : 0;
+    co = co + 1 < Cout ? co + 1 : 0;
   }
 }
 #else
