@@ -5,8 +5,10 @@
  *     broadcasts one element of each of its MR rows per step, so rows stream with unit
  *     stride), or come packed ahead of time, or (A transposed) are packed here into panels of
  *     MR rows (k-major: a[k * MR + i]);
- *   - for each panel of NR columns of B (k-major: b[k * NR + j], packed here or ahead of time),
- *     the micro-kernel computes every MR x NR tile of C under it from the two panels.
+ *   - for each panel of NR columns of B (k-major: b[k * NR + j], packed here or ahead of time;
+ *     a row-major B under few rows of C is read where it lies, its rows ldb apart, as packing
+ *     would cost as much as the products), the micro-kernel computes every MR x NR tile of C
+ *     under it from the two panels.
  * A B panel (KC x NR floats, 32 KiB) stays in L1 while the A panels stream from L2. The
  * micro-kernel prefetches its tile of C first: C's rows are far apart, and without it the
  * tile's loads and stores at the end miss (half the speed on large products).
@@ -32,6 +34,9 @@
 #endif
 
 enum { MR = KL_SGEMM_MR, NR = KL_SGEMM_NR, KC = KL_SGEMM_KC };
+
+/* Rows of C at most, for B to be read in place rather than packed (see kl_sgemm_run). */
+enum { B_IN_PLACE_ROWS = 8 * MR };
 
 static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -115,18 +120,24 @@ typedef struct a_rows {
   const float *next; /* the packed panel the next call reads, to prefetch; NULL: none */
 } a_rows;
 
-/* add: C += the product; else C = the product + row_bias (MR values, one per row) + col_bias
+/* Row k of the B panel is b + k * ldb: NR in a packed panel, B's own row stride when B is read
+ * where it lies (then only the first cols columns of a row may be read: the kernels of an ISA
+ * whose isa_choice says it stores edges read an edge tile's B under masks, and others are given
+ * B in place for whole panels only).
+ * add: C += the product; else C = the product + row_bias (MR values, one per row) + col_bias
  * (NR values, one per column), each NULL for none. epi (only to a kernel whose isa_choice
  * says it takes one; NULL for none): the fused epilogue, applied to the tile before it is
  * stored, its residual read at res (row stride ldc). Only the first rows rows and cols columns
  * of the tile are wanted: a kernel whose isa_choice says it stores edges writes just those
  * (rows < MR or cols < NR only to such a kernel), others may write the whole tile or leave
  * columns past cols unwritten. */
-typedef void (*ukernel_fn)(int64_t kc, const a_rows *a, const float *b, float *c, int64_t ldc,
+typedef void (*ukernel_fn)(int64_t kc, const a_rows *a, const float *b, int64_t ldb, float *c,
+                           int64_t ldc,
                            bool add, const float *row_bias, const float *col_bias,
                            const kl_sgemm_epilogue *epi, const float *res, int rows, int cols);
 
-static void ukernel_generic(int64_t kc, const a_rows *a, const float *b, float *c, int64_t ldc,
+static void ukernel_generic(int64_t kc, const a_rows *a, const float *b, int64_t ldb, float *c,
+                            int64_t ldc,
                             bool add, const float *row_bias, const float *col_bias,
                             const kl_sgemm_epilogue *epi, const float *res, int rows,
                             int cols) {
@@ -140,7 +151,7 @@ static void ukernel_generic(int64_t kc, const a_rows *a, const float *b, float *
     for (int i = 0; i < MR; i++) {
       float ai = a->row[i][k * a->k_stride];
       for (int j = 0; j < NR; j++)
-        acc[i][j] += ai * b[k * NR + j];
+        acc[i][j] += ai * b[k * ldb + j];
     }
   for (int i = 0; i < MR; i++)
     for (int j = 0; j < NR; j++)
@@ -176,7 +187,8 @@ store_avx512(__m512 acc[MR][2], float *c, int64_t ldc, bool add, const kl_sgemm_
 /* The AVX-512 micro-kernel's 6 x 16 strip (columns b[0 .. 16) of the panel), for an edge tile
  * of at most 16 columns: the same operations on those columns as the whole tile's first half. */
 __attribute__((target("avx512f"))) static void half16_avx512(int64_t kc, const a_rows *a,
-                                                             const float *b, float *c,
+                                                             const float *b, int64_t ldb,
+                                                             float *c,
                                                              int64_t ldc, bool add,
                                                              const float *row_bias,
                                                              const float *col_bias,
@@ -194,8 +206,9 @@ __attribute__((target("avx512f"))) static void half16_avx512(int64_t kc, const a
   const float *a0 = a->row[0], *a1 = a->row[1], *a2 = a->row[2];
   const float *a3 = a->row[3], *a4 = a->row[4], *a5 = a->row[5];
   int64_t ks = a->k_stride, off = 0;
-  for (int64_t k = 0; k < kc; k++, off += ks, b += NR) {
-    __m512 v = _mm512_loadu_ps(b);
+  __mmask16 m[2] = {(__mmask16)((1u << cols) - 1u), 0};
+  for (int64_t k = 0; k < kc; k++, off += ks, b += ldb) {
+    __m512 v = _mm512_maskz_loadu_ps(m[0], b); /* B may be read where it lies */
     c0 = _mm512_fmadd_ps(_mm512_set1_ps(a0[off]), v, c0);
     c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[off]), v, c1);
     c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[off]), v, c2);
@@ -204,12 +217,12 @@ __attribute__((target("avx512f"))) static void half16_avx512(int64_t kc, const a
     c5 = _mm512_fmadd_ps(_mm512_set1_ps(a5[off]), v, c5);
   }
   __m512 acc[MR][2] = {{c0, z}, {c1, z}, {c2, z}, {c3, z}, {c4, z}, {c5, z}};
-  __mmask16 m[2] = {(__mmask16)((1u << cols) - 1u), 0};
   store_avx512(acc, c, ldc, add, epi, res, rows, m);
 }
 
 __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const a_rows *a,
-                                                               const float *b, float *c,
+                                                               const float *b, int64_t ldb,
+                                                               float *c,
                                                                int64_t ldc, bool add,
                                                                const float *row_bias,
                                                                const float *col_bias,
@@ -217,7 +230,7 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
                                                                const float *res, int rows,
                                                                int cols) {
   if (cols <= 16) {
-    half16_avx512(kc, a, b, c, ldc, add, row_bias, col_bias, epi, res, rows, cols);
+    half16_avx512(kc, a, b, ldb, c, ldc, add, row_bias, col_bias, epi, res, rows, cols);
     return;
   }
   __m512 z = _mm512_setzero_ps();
@@ -239,9 +252,10 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
     _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
   }
-#define KL_K_STEP                                                                              \
+  __mmask16 m1 = (__mmask16)(cols >= NR ? 0xffffu : (1u << (cols - 16)) - 1u);
+#define KL_K_STEP(LOAD1)                                                                       \
   do {                                                                                         \
-    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);                              \
+    __m512 b0 = _mm512_loadu_ps(b), b1 = LOAD1;                                                \
     __m512 x = _mm512_set1_ps(a0[off]);                                                        \
     c00 = _mm512_fmadd_ps(x, b0, c00), c01 = _mm512_fmadd_ps(x, b1, c01);                     \
     x = _mm512_set1_ps(a1[off]);                                                               \
@@ -254,30 +268,35 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
     c40 = _mm512_fmadd_ps(x, b0, c40), c41 = _mm512_fmadd_ps(x, b1, c41);                     \
     x = _mm512_set1_ps(a5[off]);                                                               \
     c50 = _mm512_fmadd_ps(x, b0, c50), c51 = _mm512_fmadd_ps(x, b1, c51);                     \
-    off += ks, b += NR;                                                                        \
+    off += ks, b += ldb;                                                                       \
   } while (0)
   int64_t k = 0;
+  if (cols < NR) { /* an edge tile: B read under a mask, as it may lie in place */
+    for (; k < kc; k++)
+      KL_K_STEP(_mm512_maskz_loadu_ps(m1, b + 16));
+  }
   /* Weights streamed from memory (a packed A read once per panel of B) are latency-bound
    * without help: the next call's panel is prefetched, a line per two steps (a line holds
    * 2.67 steps of a panel), while this one computes. */
   if (a->next)
     for (; k + 1 < kc; k += 2) {
       _mm_prefetch((const char *)(a->next + k * MR), _MM_HINT_T0);
-      KL_K_STEP;
-      KL_K_STEP;
+      KL_K_STEP(_mm512_loadu_ps(b + 16));
+      KL_K_STEP(_mm512_loadu_ps(b + 16));
     }
   for (; k < kc; k++)
-    KL_K_STEP;
+    KL_K_STEP(_mm512_loadu_ps(b + 16));
 #undef KL_K_STEP
   __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  __mmask16 m[2] = {0xffff, (__mmask16)(cols >= NR ? 0xffffu : (1u << (cols - 16)) - 1u)};
+  __mmask16 m[2] = {0xffff, m1};
   store_avx512(acc, c, ldc, add, epi, res, rows, m);
 }
 
 /* The AVX2 micro-kernel's 6 x 8 strip (columns b[0 .. 8) of the panel), for an edge tile's
  * last few columns: the same operations on those columns as a whole half. */
 __attribute__((target("avx2,fma"))) static void half8_avx2(int64_t kc, const a_rows *a,
-                                                           const float *bp, float *c,
+                                                           const float *bp, int64_t ldb,
+                                                           float *c,
                                                            int64_t ldc, bool add,
                                                            const float *row_bias,
                                                            const float *col_bias) {
@@ -292,7 +311,7 @@ __attribute__((target("avx2,fma"))) static void half8_avx2(int64_t kc, const a_r
   __m256 c2 = _mm256_add_ps(KL_ROW(2), b0), c3 = _mm256_add_ps(KL_ROW(3), b0);
   __m256 c4 = _mm256_add_ps(KL_ROW(4), b0), c5 = _mm256_add_ps(KL_ROW(5), b0);
 #undef KL_ROW
-  for (int64_t k = 0; k < kc; k++, off += ks, bp += NR) {
+  for (int64_t k = 0; k < kc; k++, off += ks, bp += ldb) {
     __m256 v = _mm256_loadu_ps(bp);
     c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + off), v, c0);
     c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + off), v, c1);
@@ -312,7 +331,8 @@ __attribute__((target("avx2,fma"))) static void half8_avx2(int64_t kc, const a_r
 }
 
 __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const a_rows *a,
-                                                              const float *b, float *c,
+                                                              const float *b, int64_t ldb,
+                                                              float *c,
                                                               int64_t ldc, bool add,
                                                               const float *row_bias,
                                                               const float *col_bias,
@@ -329,7 +349,7 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const a
   for (int h = 0; h < 2 && 16 * h < cols; h++) { /* two 6 x 16 halves of the 6 x 32 tile */
     const float *bp = b + 16 * h;
     if (cols - 16 * h <= 8) { /* an edge tile's last 8 columns or fewer: half the work */
-      half8_avx2(kc, a, bp, c + 16 * h, ldc, add, row_bias,
+      half8_avx2(kc, a, bp, ldb, c + 16 * h, ldc, add, row_bias,
                  !add && col_bias ? col_bias + 16 * h : NULL);
       break;
     }
@@ -347,7 +367,7 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const a
     __m256 c40 = _mm256_add_ps(KL_ROW(4), b0), c41 = _mm256_add_ps(KL_ROW(4), b1);
     __m256 c50 = _mm256_add_ps(KL_ROW(5), b0), c51 = _mm256_add_ps(KL_ROW(5), b1);
 #undef KL_ROW
-    for (int64_t k = 0; k < kc; k++, off += ks, bp += NR) {
+    for (int64_t k = 0; k < kc; k++, off += ks, bp += ldb) {
       __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
       __m256 x = _mm256_broadcast_ss(a0 + off);
       c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
@@ -458,6 +478,9 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
   float *a_block = work, *b_panel = work ? work + a_floats : NULL;
   /* a row-major A is read in place; a transposed one is packed here, block by block */
   bool direct_a = !packed_a && !pr->a.trans;
+  /* a row-major B that few tiles of A share (a 1x1 conv with few channels out, say) is read
+   * in place: packing its panel would cost as much as the products */
+  bool b_in_place = !packed_b && !pr->b_source && !pr->b.trans && rows_here <= B_IN_PLACE_ROWS;
   kl_sgemm_operand a_here = pr->a; /* rows [m_begin, m_end) of A, when packing it here */
   if (!a_here.trans)
     a_here.data += m_begin * a_here.ld;
@@ -472,10 +495,14 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
     if (!packed_a && !direct_a)
       pack_a_block(rows_here, k0, kc, a_here, a_block);
     for (int64_t n0 = n_begin; n0 < n_end; n0 += NR) {
+      int64_t cols = min64(NR, n_end - n0), ldb = NR;
       const float *pb = packed_b ? packed_b + k0 * npad + n0 * kc : b_panel;
-      if (!packed_b)
+      if (b_in_place && (cols == NR || isa()->edges)) {
+        pb = pr->b.data + k0 * pr->b.ld + n0;
+        ldb = pr->b.ld;
+      } else if (!packed_b) {
         src->pack(src->ctx, N, k0, kc, n0, b_panel);
-      int64_t cols = min64(NR, n_end - n0);
+      }
       for (int64_t m0 = m_begin; m0 < m_end; m0 += MR) {
         int64_t rows = min64(MR, m_end - m0);
         float *c = C + m0 * ldc + n0;
@@ -507,17 +534,17 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
         if ((rows == MR && cols == NR) || isa()->edges) {
           if (last && fused) { /* in registers, before the store */
             const float *res = pr->epilogue->residual;
-            kernel(kc, &ar, pb, c, ldc, add, rb, cb, pr->epilogue,
+            kernel(kc, &ar, pb, ldb, c, ldc, add, rb, cb, pr->epilogue,
                    res ? res + m0 * ldc + n0 : NULL, (int)rows, (int)cols);
             continue;
           }
-          kernel(kc, &ar, pb, c, ldc, add, rb, cb, NULL, NULL, (int)rows, (int)cols);
+          kernel(kc, &ar, pb, ldb, c, ldc, add, rb, cb, NULL, NULL, (int)rows, (int)cols);
           if (last && pr->epilogue) /* the tile is complete and still in L1 */
             kl_sgemm_epilogue_apply(pr->epilogue, c, m0 * ldc + n0, rows, cols, ldc);
           continue;
         }
         /* an edge tile: compute it whole, then add or copy the part inside C */
-        kernel(kc, &ar, pb, tile, NR, false, add ? NULL : rb, add ? NULL : cb, NULL, NULL, MR,
+        kernel(kc, &ar, pb, ldb, tile, NR, false, add ? NULL : rb, add ? NULL : cb, NULL, NULL, MR,
                (int)cols);
         for (int64_t i = 0; i < rows; i++)
           for (int64_t j = 0; j < cols; j++)
