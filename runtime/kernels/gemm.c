@@ -35,8 +35,9 @@
 
 enum { MR = KL_SGEMM_MR, NR = KL_SGEMM_NR, KC = KL_SGEMM_KC };
 
-/* Rows of C at most, for B to be read in place rather than packed (see kl_sgemm_run). */
-enum { B_IN_PLACE_ROWS = 8 * MR };
+/* Rows of C at most and columns at least, for B to be read in place rather than packed (see
+ * kl_sgemm_run). */
+enum { B_IN_PLACE_ROWS = 8 * MR, B_IN_PLACE_COLS = 8 * NR };
 
 static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -270,22 +271,26 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
     c50 = _mm512_fmadd_ps(x, b0, c50), c51 = _mm512_fmadd_ps(x, b1, c51);                     \
     off += ks, b += ldb;                                                                       \
   } while (0)
-  int64_t k = 0;
-  if (cols < NR) { /* an edge tile: B read under a mask, as it may lie in place */
-    for (; k < kc; k++)
-      KL_K_STEP(_mm512_maskz_loadu_ps(m1, b + 16));
-  }
   /* Weights streamed from memory (a packed A read once per panel of B) are latency-bound
    * without help: the next call's panel is prefetched, a line per two steps (a line holds
    * 2.67 steps of a panel), while this one computes. */
-  if (a->next)
-    for (; k + 1 < kc; k += 2) {
-      _mm_prefetch((const char *)(a->next + k * MR), _MM_HINT_T0);
-      KL_K_STEP(_mm512_loadu_ps(b + 16));
-      KL_K_STEP(_mm512_loadu_ps(b + 16));
-    }
-  for (; k < kc; k++)
-    KL_K_STEP(_mm512_loadu_ps(b + 16));
+#define KL_K_LOOP(LOAD1)                                                                       \
+  do {                                                                                         \
+    int64_t k = 0;                                                                             \
+    if (a->next)                                                                               \
+      for (; k + 1 < kc; k += 2) {                                                             \
+        _mm_prefetch((const char *)(a->next + k * MR), _MM_HINT_T0);                           \
+        KL_K_STEP(LOAD1);                                                                      \
+        KL_K_STEP(LOAD1);                                                                      \
+      }                                                                                        \
+    for (; k < kc; k++)                                                                        \
+      KL_K_STEP(LOAD1);                                                                        \
+  } while (0)
+  if (cols < NR) /* an edge tile: B read under a mask, as it may lie in place */
+    KL_K_LOOP(_mm512_maskz_loadu_ps(m1, b + 16));
+  else
+    KL_K_LOOP(_mm512_loadu_ps(b + 16));
+#undef KL_K_LOOP
 #undef KL_K_STEP
   __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   __mmask16 m[2] = {0xffff, m1};
@@ -478,9 +483,12 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
   float *a_block = work, *b_panel = work ? work + a_floats : NULL;
   /* a row-major A is read in place; a transposed one is packed here, block by block */
   bool direct_a = !packed_a && !pr->a.trans;
-  /* a row-major B that few tiles of A share (a 1x1 conv with few channels out, say) is read
-   * in place: packing its panel would cost as much as the products */
-  bool b_in_place = !packed_b && !pr->b_source && !pr->b.trans && rows_here <= B_IN_PLACE_ROWS;
+  /* a wide row-major B that few tiles of A share (a 1x1 conv with few channels out, say) is
+   * read in place: packing its panels would cost as much as the products. Narrow ones (a
+   * Winograd product over a few tiles, say) stay packed, where in place was not measured to
+   * gain. */
+  bool b_in_place = !packed_b && !pr->b_source && !pr->b.trans && rows_here <= B_IN_PLACE_ROWS &&
+                    N >= B_IN_PLACE_COLS;
   kl_sgemm_operand a_here = pr->a; /* rows [m_begin, m_end) of A, when packing it here */
   if (!a_here.trans)
     a_here.data += m_begin * a_here.ld;

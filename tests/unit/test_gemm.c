@@ -162,5 +162,9 @@ int main(void) {
   check_case(13, 70, 300, false); /* K past one k block */
   check_case(6, 32, 513, true);   /* whole tiles, K = 2 blocks + 1 */
   check_case(2, 5, 0, false);     /* an empty sum */
+  /* few rows under a wide B, which is read in place: edge panels of 12 and 1 columns, K past
+   * one k block */
+  check_case(17, 300, 65, false);
+  check_case(48, 257, 300, false);
   return check_finish();
 }
