@@ -227,37 +227,45 @@ __attribute__((target("avx512f"))) static inline __m512 nan_max16(__m512 m, __m5
   return _mm512_mask_blend_ps(take, m, v);
 }
 
-/* The floats a row buffer has past g->L for max_plane_k3s2_avx512's last vectors. */
+/* The floats a row buffer has past g->L for max_plane_k3s2's last vectors. */
 enum { ROW_SLACK = 64 };
 
 /* max_plane_body for windows 3 columns wide at stride 2 (ResNet's 3x3 stride-2 pool): the row
- * pass the same, the column pass 16 outputs at a time from the even and odd columns of the row
- * (lanes past Wo read the row's slack and are not stored). */
-__attribute__((target("avx512f"))) static void max_plane_k3s2_avx512(const pool_geom *g,
-                                                                      const float *x, float *y,
-                                                                      float *row) {
-  const __m512i evens =
-      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
-  int64_t Wo = g->Wo;
+ * pass the same, then cols, the column pass of one output row, a vector of outputs at a time
+ * from the even and odd columns of the row (lanes past Wo read the row's slack and are not
+ * stored). */
+static void max_plane_k3s2(const pool_geom *g, const float *x, float *y, float *row,
+                           void (*cols)(const float *row, float *out, int64_t Wo)) {
   for (int64_t i = 0; i < g->L + ROW_SLACK; i++)
     row[i] = -INFINITY;
   for (int64_t oh = 0; oh < g->Ho; oh++) {
-    float *out = y + oh * Wo; /* (Wo,) */
-    if (!max_rows(g, x, oh, row, out))
-      continue;
-    for (int64_t ow = 0; ow < Wo; ow += 16) {
-      const float *p = row + 2 * ow;
-      __m512 a = _mm512_loadu_ps(p), b = _mm512_loadu_ps(p + 16);
-      __m512 e = _mm512_permutex2var_ps(a, evens, b), o = _mm512_permutex2var_ps(a, odds, b);
-      __m512 e2 = _mm512_permutex2var_ps(_mm512_loadu_ps(p + 2), evens, _mm512_loadu_ps(p + 18));
-      __m512 v = nan_max16(nan_max16(e, o), e2);
-      if (Wo - ow >= 16)
-        _mm512_storeu_ps(out + ow, v);
-      else
-        _mm512_mask_storeu_ps(out + ow, (__mmask16)((1u << (Wo - ow)) - 1u), v);
-    }
+    float *out = y + oh * g->Wo; /* (Wo,) */
+    if (max_rows(g, x, oh, row, out))
+      cols(row, out, g->Wo);
   }
+}
+
+/* The column pass with AVX-512: 16 outputs at a time. */
+__attribute__((target("avx512f"))) static void cols_k3s2_avx512(const float *row, float *out,
+                                                                 int64_t Wo) {
+  const __m512i evens =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+  for (int64_t ow = 0; ow < Wo; ow += 16) {
+    const float *p = row + 2 * ow;
+    __m512 a = _mm512_loadu_ps(p), b = _mm512_loadu_ps(p + 16);
+    __m512 e = _mm512_permutex2var_ps(a, evens, b), o = _mm512_permutex2var_ps(a, odds, b);
+    __m512 e2 = _mm512_permutex2var_ps(_mm512_loadu_ps(p + 2), evens, _mm512_loadu_ps(p + 18));
+    __m512 v = nan_max16(nan_max16(e, o), e2);
+    if (Wo - ow >= 16)
+      _mm512_storeu_ps(out + ow, v);
+    else
+      _mm512_mask_storeu_ps(out + ow, (__mmask16)((1u << (Wo - ow)) - 1u), v);
+  }
+}
+
+static void max_plane_k3s2_avx512(const pool_geom *g, const float *x, float *y, float *row) {
+  max_plane_k3s2(g, x, y, row, cols_k3s2_avx512);
 }
 
 /* nan_max16 on 8 lanes. */
@@ -266,26 +274,21 @@ __attribute__((target("avx2,fma"))) static inline __m256 nan_max8(__m256 m, __m2
   return _mm256_blendv_ps(m, v, take);
 }
 
-/* max_plane_k3s2_avx512 with 8 outputs at a time (the last partial vector stored without a
+/* The column pass with AVX2: 8 outputs at a time (the last partial vector stored without a
  * masked store, avx2.h). */
-__attribute__((target("avx2,fma"))) static void max_plane_k3s2_avx2(const pool_geom *g,
-                                                                    const float *x, float *y,
-                                                                    float *row) {
-  int64_t Wo = g->Wo;
-  for (int64_t i = 0; i < g->L + ROW_SLACK; i++)
-    row[i] = -INFINITY;
-  for (int64_t oh = 0; oh < g->Ho; oh++) {
-    float *out = y + oh * Wo; /* (Wo,) */
-    if (!max_rows(g, x, oh, row, out))
-      continue;
-    for (int64_t ow = 0; ow < Wo; ow += 8) {
-      const float *p = row + 2 * ow;
-      __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
-      __m256 e = kl_avx2_evens(a, b), o = kl_avx2_odds(a, b);
-      __m256 e2 = kl_avx2_evens(_mm256_loadu_ps(p + 2), _mm256_loadu_ps(p + 10));
-      kl_avx2_storen(out + ow, nan_max8(nan_max8(e, o), e2), Wo - ow);
-    }
+__attribute__((target("avx2,fma"))) static void cols_k3s2_avx2(const float *row, float *out,
+                                                               int64_t Wo) {
+  for (int64_t ow = 0; ow < Wo; ow += 8) {
+    const float *p = row + 2 * ow;
+    __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    __m256 e = kl_avx2_evens(a, b), o = kl_avx2_odds(a, b);
+    __m256 e2 = kl_avx2_evens(_mm256_loadu_ps(p + 2), _mm256_loadu_ps(p + 10));
+    kl_avx2_storen(out + ow, nan_max8(nan_max8(e, o), e2), Wo - ow);
   }
+}
+
+static void max_plane_k3s2_avx2(const pool_geom *g, const float *x, float *y, float *row) {
+  max_plane_k3s2(g, x, y, row, cols_k3s2_avx2);
 }
 #endif
 
