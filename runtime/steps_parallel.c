@@ -771,9 +771,14 @@ STEP(attention) {
     return kl_rt_attention(q, k, v, mask, p.scale, p.is_causal, y);
   attention_job j = {.q = q, .k = k, .v = v, .mask = mask, .y = y, .scale = p.scale,
                      .is_causal = p.is_causal};
-  int64_t chunk = clamp_chunk(row_work);
-  kl_parallel_for(env->pool, rows, chunk > ATTENTION_MIN_ROWS ? chunk : ATTENTION_MIN_ROWS,
-                  attention_rows, &j);
+  int64_t chunk = clamp_chunk(row_work), L = q->rank >= 2 ? q->shape[q->rank - 2] : rows;
+  if (chunk < ATTENTION_MIN_ROWS)
+    chunk = ATTENTION_MIN_ROWS;
+  /* with a few heads for every thread, whole heads per chunk: a chunk packs its heads' keys and
+   * values for the GEMMs, which a head split across chunks would pack in each */
+  if (L > chunk && rows / L >= 2 * (int64_t)pool_threads(env))
+    chunk = L;
+  kl_parallel_for(env->pool, rows, chunk, attention_rows, &j);
   return j.err;
 }
 
