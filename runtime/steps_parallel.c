@@ -681,12 +681,14 @@ STEP(conv2d) {
     conv_gemm_split(&j, work < MIN_PARALLEL_WORK ? 1 : threads);
     if (j.n_m > 1 && d.N == 1 && d.groups == 1) {
       /* Blocks of channels would each pack the same patches: the threads pack them once
-       * together first, then the tasks split the channels only (each reads its weights once). */
+       * together first, then the tasks split the channels only (each reads its weights once),
+       * one block per thread, as every block reads all the packed patches again (from L2 or
+       * beyond: more blocks cost more than their balance gains) */
       size_t floats = kl_rt_conv2d_col_floats(&d);
       if (floats <= MAX_SHARED_COL_FLOATS && (j.col = kl_rt_conv2d_col_scratch(floats))) {
         kl_parallel_for(env->pool, j.panels, 1, conv_gemm_pack_tasks, &j);
         j.n_p = 1;
-        conv_gemm_channel_blocks(&j, 4 * (int64_t)threads);
+        conv_gemm_channel_blocks(&j, threads);
       }
     }
     int64_t tasks = d.N * d.groups * j.n_m * j.n_p;
