@@ -209,7 +209,8 @@ __attribute__((target("avx512f"))) static void half16_avx512(int64_t kc, const a
   int64_t ks = a->k_stride, off = 0;
   __mmask16 m[2] = {(__mmask16)((1u << cols) - 1u), 0};
   for (int64_t k = 0; k < kc; k++, off += ks, b += ldb) {
-    __m512 v = _mm512_maskz_loadu_ps(m[0], b); /* B may be read where it lies */
+    /* B in place is read under the mask; a zero-padded panel with plain loads (cheaper) */
+    __m512 v = ldb != NR ? _mm512_maskz_loadu_ps(m[0], b) : _mm512_loadu_ps(b);
     c0 = _mm512_fmadd_ps(_mm512_set1_ps(a0[off]), v, c0);
     c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[off]), v, c1);
     c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[off]), v, c2);
@@ -286,7 +287,8 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
     for (; k < kc; k++)                                                                        \
       KL_K_STEP(LOAD1);                                                                        \
   } while (0)
-  if (cols < NR) /* an edge tile: B read under a mask, as it may lie in place */
+  if (cols < NR && ldb != NR) /* an edge of B read in place: under a mask (a packed panel is
+                                 zero-padded, and plain loads are cheaper) */
     KL_K_LOOP(_mm512_maskz_loadu_ps(m1, b + 16));
   else
     KL_K_LOOP(_mm512_loadu_ps(b + 16));

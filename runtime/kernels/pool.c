@@ -234,8 +234,9 @@ enum { ROW_SLACK = 64 };
  * pass the same, then cols, the column pass of one output row, a vector of outputs at a time
  * from the even and odd columns of the row (lanes past Wo read the row's slack and are not
  * stored). */
-static void max_plane_k3s2(const pool_geom *g, const float *x, float *y, float *row,
-                           void (*cols)(const float *row, float *out, int64_t Wo)) {
+__attribute__((always_inline)) static inline void
+max_plane_k3s2(const pool_geom *g, const float *x, float *y, float *row,
+               void (*cols)(const float *row, float *out, int64_t Wo)) {
   for (int64_t i = 0; i < g->L + ROW_SLACK; i++)
     row[i] = -INFINITY;
   for (int64_t oh = 0; oh < g->Ho; oh++) {
@@ -246,8 +247,8 @@ static void max_plane_k3s2(const pool_geom *g, const float *x, float *y, float *
 }
 
 /* The column pass with AVX-512: 16 outputs at a time. */
-__attribute__((target("avx512f"))) static void cols_k3s2_avx512(const float *row, float *out,
-                                                                 int64_t Wo) {
+__attribute__((target("avx512f"), always_inline)) static inline void
+cols_k3s2_avx512(const float *row, float *out, int64_t Wo) {
   const __m512i evens =
       _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
@@ -264,7 +265,10 @@ __attribute__((target("avx512f"))) static void cols_k3s2_avx512(const float *row
   }
 }
 
-static void max_plane_k3s2_avx512(const pool_geom *g, const float *x, float *y, float *row) {
+/* (each ISA's plane a function of its own, with the column pass inlined into the row loop) */
+__attribute__((target("avx512f"))) static void max_plane_k3s2_avx512(const pool_geom *g,
+                                                                      const float *x, float *y,
+                                                                      float *row) {
   max_plane_k3s2(g, x, y, row, cols_k3s2_avx512);
 }
 
@@ -276,8 +280,8 @@ __attribute__((target("avx2,fma"))) static inline __m256 nan_max8(__m256 m, __m2
 
 /* The column pass with AVX2: 8 outputs at a time (the last partial vector stored without a
  * masked store, avx2.h). */
-__attribute__((target("avx2,fma"))) static void cols_k3s2_avx2(const float *row, float *out,
-                                                               int64_t Wo) {
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+cols_k3s2_avx2(const float *row, float *out, int64_t Wo) {
   for (int64_t ow = 0; ow < Wo; ow += 8) {
     const float *p = row + 2 * ow;
     __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
@@ -287,7 +291,9 @@ __attribute__((target("avx2,fma"))) static void cols_k3s2_avx2(const float *row,
   }
 }
 
-static void max_plane_k3s2_avx2(const pool_geom *g, const float *x, float *y, float *row) {
+__attribute__((target("avx2,fma"))) static void max_plane_k3s2_avx2(const pool_geom *g,
+                                                                    const float *x, float *y,
+                                                                    float *row) {
   max_plane_k3s2(g, x, y, row, cols_k3s2_avx2);
 }
 #endif
