@@ -195,6 +195,8 @@ void kl_dw_flat_f32(const kl_dw_flat_shape *s, int64_t N, int64_t Cin, int64_t C
   int64_t Cog = Cout / Cin, P = s->Ho * s->Wo, planes = N * Cout;
   /* plane i (image n, channel co = i % Cout) reads input plane i / Cog (n * Cin + co / Cog),
    * counted here rather than divided */
+  if (planes <= 0)
+    return;
   const float *src = x; /* the input plane in xp[i & 1] */
   copy_phases(&p, src, xp[0]);
   for (int64_t i = 0, co = 0, k = 0; i < planes; i++) { /* k: i % Cog */
