@@ -17,8 +17,9 @@
  * those whose padded phase rows fit one vector go to conv_depthwise_flat.c (the plane's outputs
  * as consecutive vectors), the others read the input under masks (plane_narrow; plane_narrow8
  * with AVX2). The fused epilogue is applied in registers before each store rather than by
- * reading the stored rows back. The portable C path reads the unpadded input, each tap's loop limited to the outputs whose input lies inside the
- * row (loops compilers vectorize for stride 1).
+ * reading the stored rows back. The portable C path reads the unpadded input, each tap's loop
+ * limited to the outputs whose input lies inside the row (loops compilers vectorize for
+ * stride 1).
  *
  * The ISA is chosen once per process (as runtime/kernels/gemm.c does); KILN_CONV_ISA=generic|
  * avx2|avx512 forces one the CPU supports, so tests cover each. A plane's arithmetic depends on
@@ -908,10 +909,8 @@ kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const 
     return NULL;
   }
   kl_dw_flat_shape fs = {g.H, g.W, g.Kh, g.Kw, g.Ho, g.Wo, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw};
-  if (chosen == &isa_avx512 && g.Cg == 1 && kl_dw_flat_fits(&fs)) {
-    kl_dw_flat_f32(&fs, N, Cin, Cout, xd, wd, bd, yd, epi);
+  if (chosen == &isa_avx512 && g.Cg == 1 && kl_dw_flat_f32(&fs, N, Cin, Cout, xd, wd, bd, yd, epi))
     return NULL;
-  }
   if (chosen == &isa_avx512 && narrow_fits(&g)) {
     narrow_taps t;
     narrow_init(&g, &t);

@@ -174,17 +174,15 @@ AVX512 void flat_plane(const flat_plan *p, const float *xp, const float *w, floa
     flat_group(p, xp, w, b, v, y, done, e, r, 4);
 }
 
-bool kl_dw_flat_fits(const kl_dw_flat_shape *s) {
-  flat_plan p;
-  return plan(s, &p);
-}
-
-void kl_dw_flat_f32(const kl_dw_flat_shape *s, int64_t N, int64_t Cin, int64_t Cout,
+bool kl_dw_flat_f32(const kl_dw_flat_shape *s, int64_t N, int64_t Cin, int64_t Cout,
                     const float *x, const float *w, const float *bias, float *y,
                     const kl_sgemm_epilogue *epi) {
   flat_plan p;
   if (!plan(s, &p))
-    return;
+    return false;
+  int64_t Cog = Cout / Cin, P = s->Ho * s->Wo, planes = N * Cout;
+  if (planes <= 0)
+    return true;
   /* two buffers: the next plane's copy goes in while this one's sums read theirs */
   static_assert(FLAT_MAX_IN % 16 == 0, "buffers stay 64-byte aligned");
   float xp[2][FLAT_MAX_IN] __attribute__((aligned(64)));
@@ -192,11 +190,8 @@ void kl_dw_flat_f32(const kl_dw_flat_shape *s, int64_t N, int64_t Cin, int64_t C
   for (int i = 0; i < 2 && p.reads > written; i++) /* read past the planes, never written */
     memset(xp[i] + written, 0, (size_t)(p.reads - written) * sizeof(float));
   bool fused = epi && (epi->residual || epi->act != KL_SGEMM_ACT_NONE);
-  int64_t Cog = Cout / Cin, P = s->Ho * s->Wo, planes = N * Cout;
   /* plane i (image n, channel co = i % Cout) reads input plane i / Cog (n * Cin + co / Cog),
    * counted here rather than divided */
-  if (planes <= 0)
-    return;
   const float *src = x; /* the input plane in xp[i & 1] */
   copy_phases(&p, src, xp[0]);
   for (int64_t i = 0, co = 0, k = 0; i < planes; i++) { /* k: i % Cog */
@@ -212,16 +207,13 @@ void kl_dw_flat_f32(const kl_dw_flat_shape *s, int64_t N, int64_t Cin, int64_t C
     k = k + 1 < Cog ? k + 1 : 0;
     co = co + 1 < Cout ? co + 1 : 0;
   }
+  return true;
 }
 #else
-bool kl_dw_flat_fits(const kl_dw_flat_shape *s) {
-  (void)s;
-  return false;
-}
-
-void kl_dw_flat_f32(const kl_dw_flat_shape *s, int64_t N, int64_t Cin, int64_t Cout,
+bool kl_dw_flat_f32(const kl_dw_flat_shape *s, int64_t N, int64_t Cin, int64_t Cout,
                     const float *x, const float *w, const float *bias, float *y,
                     const kl_sgemm_epilogue *epi) {
   (void)s, (void)N, (void)Cin, (void)Cout, (void)x, (void)w, (void)bias, (void)y, (void)epi;
+  return false;
 }
 #endif

@@ -36,7 +36,8 @@
 enum { MR = KL_SGEMM_MR, NR = KL_SGEMM_NR, KC = KL_SGEMM_KC };
 
 /* Rows of C at most and columns at least, for B to be read in place rather than packed (see
- * kl_sgemm_run). */
+ * kl_sgemm_run). The columns are more than NR, so to a micro-kernel a B row stride of NR always
+ * means a packed (zero-padded) panel. */
 enum { B_IN_PLACE_ROWS = 8 * MR, B_IN_PLACE_COLS = 8 * NR };
 
 static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
@@ -168,20 +169,16 @@ store_avx512(__m512 acc[MR][2], float *c, int64_t ldc, bool add, const kl_sgemm_
   for (int i = 0; i < rows; i++)
     for (int h = 0; h < 2 && m[h]; h++) {
       float *p = c + i * ldc + 16 * h;
+      bool whole = m[h] == 0xffff; /* plain loads and stores, cheaper than masked ones */
       __m512 v = acc[i][h];
-      if (m[h] == 0xffff) {
-        if (add)
-          v = _mm512_add_ps(_mm512_loadu_ps(p), v);
-        if (epi)
-          v = kl_epilogue_avx512(epi, v, epi->residual ? res + i * ldc + 16 * h : NULL, m[h]);
+      if (add)
+        v = _mm512_add_ps(whole ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m[h], p), v);
+      if (epi)
+        v = kl_epilogue_avx512(epi, v, epi->residual ? res + i * ldc + 16 * h : NULL, m[h]);
+      if (whole)
         _mm512_storeu_ps(p, v);
-      } else {
-        if (add)
-          v = _mm512_add_ps(_mm512_maskz_loadu_ps(m[h], p), v);
-        if (epi)
-          v = kl_epilogue_avx512(epi, v, epi->residual ? res + i * ldc + 16 * h : NULL, m[h]);
+      else
         _mm512_mask_storeu_ps(p, m[h], v);
-      }
     }
 }
 
@@ -467,6 +464,7 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
     return true;
   }
   ukernel_fn kernel = isa()->fn;
+  bool edges = isa()->edges;
   bool fused = isa()->fused_epilogue && pr->epilogue &&
                (pr->epilogue->residual || pr->epilogue->act != KL_SGEMM_ACT_NONE);
   const float *packed_a = pr->packed_a, *packed_b = pr->packed_b;
@@ -507,7 +505,7 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
     for (int64_t n0 = n_begin; n0 < n_end; n0 += NR) {
       int64_t cols = min64(NR, n_end - n0), ldb = NR;
       const float *pb = packed_b ? packed_b + k0 * npad + n0 * kc : b_panel;
-      if (b_in_place && (cols == NR || isa()->edges)) {
+      if (b_in_place && (cols == NR || edges)) {
         pb = pr->b.data + k0 * pr->b.ld + n0;
         ldb = pr->b.ld;
       } else if (!packed_b) {
@@ -541,7 +539,7 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
             edge_col_bias[j] = j < cols ? cb[j] : 0.0f;
           cb = edge_col_bias;
         }
-        if ((rows == MR && cols == NR) || isa()->edges) {
+        if ((rows == MR && cols == NR) || edges) {
           if (last && fused) { /* in registers, before the store */
             const float *res = pr->epilogue->residual;
             kernel(kc, &ar, pb, ldb, c, ldc, add, rb, cb, pr->epilogue,
@@ -554,8 +552,8 @@ bool kl_sgemm_run(const kl_sgemm_problem *pr, int64_t m_begin, int64_t m_end, in
           continue;
         }
         /* an edge tile: compute it whole, then add or copy the part inside C */
-        kernel(kc, &ar, pb, ldb, tile, NR, false, add ? NULL : rb, add ? NULL : cb, NULL, NULL, MR,
-               (int)cols);
+        kernel(kc, &ar, pb, ldb, tile, NR, false, add ? NULL : rb, add ? NULL : cb, NULL, NULL,
+               MR, (int)cols);
         for (int64_t i = 0; i < rows; i++)
           for (int64_t j = 0; j < cols; j++)
             c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];

@@ -135,15 +135,15 @@ kl_status kl_rt_conv2d_direct_f32(const kl_tensor *x, const kl_tensor *w, const 
 
 /* The direct conv's AVX-512 path for depthwise planes at most 16 outputs wide
  * (conv_depthwise_flat.c): a plane's input split into its stride phases, its outputs computed
- * as consecutive vectors. fits says whether a plane of shape s goes this way (the caller checks
- * the CPU has AVX-512F); kl_dw_flat_f32 then computes y (N, Cout, Ho, Wo) from x (N, Cin, H, W)
- * with Cout / Cin outputs per input channel, weights (Cout, 1, Kh, Kw), bias (NULL: none) and
- * the fused epilogue (NULL: none), with the bits of the other direct paths. */
+ * as consecutive vectors. When planes of shape s go this way (the caller checks the CPU has
+ * AVX-512F), kl_dw_flat_f32 computes y (N, Cout, Ho, Wo) from x (N, Cin, H, W) with Cout / Cin
+ * outputs per input channel, weights (Cout, 1, Kh, Kw), bias (NULL: none) and the fused
+ * epilogue (NULL: none), with the bits of the other direct paths, and returns true; otherwise
+ * it does nothing and returns false. */
 typedef struct kl_dw_flat_shape {
   int64_t H, W, Kh, Kw, Ho, Wo, sh, sw, ph, pw, dh, dw;
 } kl_dw_flat_shape;
-bool kl_dw_flat_fits(const kl_dw_flat_shape *s);
-void kl_dw_flat_f32(const kl_dw_flat_shape *s, int64_t N, int64_t Cin, int64_t Cout,
+bool kl_dw_flat_f32(const kl_dw_flat_shape *s, int64_t N, int64_t Cin, int64_t Cout,
                     const float *x, const float *w, const float *bias, float *y,
                     const kl_sgemm_epilogue *epi);
 /* Per-thread scratch memory (scratch.c): at least n floats, 64-byte aligned, owned by the

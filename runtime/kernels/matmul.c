@@ -5,11 +5,16 @@
  * over contiguous rows of B and C and the compiler vectorizes it. The other dtypes are widened
  * to double, multiplied, and narrowed at the end. f32 linear reads w transposed in the GEMM
  * (or packed ahead of time), with the bias starting each sum; with few rows (batch-1
- * inference) it uses row-by-row dot products instead, which stream w once. conv.c reuses the cores (kernels_internal.h). */
+ * inference) it uses row-by-row dot products instead, which stream w once (four rows at a time
+ * with AVX2). conv.c reuses the cores (kernels_internal.h). */
 #include <string.h>
 
 #include "../gemm.h"
 #include "kernels_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 /* The cores work on panels of B small enough to stay in cache while every row of A passes
  * over them: without this, a large B is streamed from memory once per row of A. Blocking keeps
@@ -97,7 +102,6 @@ static float dot_f32(const float *a, const float *b, int64_t n) {
  * rows at once keep four weight streams in flight: a batch-1 linear reads its weights once,
  * from memory. */
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 __attribute__((target("avx2"))) static void dots_f32_avx2(const float *x, const float *w,
                                                           const float *bias, float *y,
                                                           int64_t n, int64_t out) {
